@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Creates .venv (if missing) and installs rappelx with its dev extras into it.
+# Safe to run again: it only reinstalls when pyproject.toml changed.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python="${RAPPELX_PYTHON:-}"
+if [ -z "$python" ]; then
+    for candidate in python3.11 python3.12 python3.13 python3; do
+        if command -v "$candidate" >/dev/null 2>&1; then python="$candidate"; break; fi
+    done
+fi
+if [ -z "$python" ]; then
+    echo "rappelx needs Python 3.11 or newer; install it (e.g. 'apt install python3') and retry" >&2
+    exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+stamp=.venv/.rappelx-installed
+extras="${RAPPELX_EXTRAS:-dev}"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $extras"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".[$extras]"
+    echo "$want" > "$stamp"
+fi
