@@ -7,7 +7,7 @@ into I/O and the outcomes of that I/O back into events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -87,8 +87,3 @@ class FailWorkflow:
 Command = DispatchAction | StartTimer | CompleteWorkflow | FailWorkflow
 
 
-@dataclass(slots=True)
-class StepResult:
-    """What one engine step produced, in order."""
-
-    commands: list[Command] = field(default_factory=list)
