@@ -38,10 +38,10 @@ class Returns:
 
 @dataclass(frozen=True)
 class Raises:
-    """The workflow must raise ``exc_type`` with exactly ``args``."""
+    """The workflow must raise ``exc_type`` with exactly ``args`` (``None``: any args)."""
 
     exc_type: type[BaseException]
-    args: tuple[Any, ...]
+    args: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True)
