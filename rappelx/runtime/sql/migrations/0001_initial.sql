@@ -1,0 +1,101 @@
+-- 0001: the first rappelx schema.
+
+-- Every workflow version an instance was ever started with: its name, the IR hash and
+-- the IR itself, so an instance stays readable after its code has changed.
+CREATE TABLE rappelx_workflow_versions (
+    name       text        NOT NULL,
+    version    text        NOT NULL,
+    ir         jsonb       NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, version)
+);
+
+-- One row per workflow run. `state` is the engine's encoded state between steps;
+-- `seq` counts committed transitions.
+CREATE TABLE rappelx_instances (
+    id               uuid        PRIMARY KEY,
+    workflow         text        NOT NULL,
+    version          text        NOT NULL,
+    status           text        NOT NULL DEFAULT 'pending',
+    input            bytea       NOT NULL,
+    state            bytea,
+    result           bytea,
+    error            bytea,
+    cancel_requested boolean     NOT NULL DEFAULT false,
+    seq              bigint      NOT NULL DEFAULT 0,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    finished_at      timestamptz,
+    CONSTRAINT rappelx_instances_status_check
+        CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
+    CONSTRAINT rappelx_instances_version_fkey FOREIGN KEY (workflow, version)
+        REFERENCES rappelx_workflow_versions (name, version)
+);
+CREATE INDEX rappelx_instances_pending ON rappelx_instances (version, created_at)
+    WHERE status = 'pending';
+CREATE INDEX rappelx_instances_cancel ON rappelx_instances (version)
+    WHERE cancel_requested AND status IN ('pending', 'running');
+CREATE INDEX rappelx_instances_status ON rappelx_instances (status, created_at);
+
+-- One row per attempt of an action call. `lease_id` names one claim of the row: a
+-- result is applied only while its lease is current, so a reclaimed attempt's late
+-- result is dropped. `version` is the instance's, copied so claiming needs no join.
+CREATE SEQUENCE rappelx_lease_ids;
+CREATE TABLE rappelx_actions (
+    instance_id   uuid             NOT NULL,
+    action_id     integer          NOT NULL,
+    attempt       integer          NOT NULL,
+    name          text             NOT NULL,
+    queue         text             NOT NULL,
+    version       text             NOT NULL,
+    payload       bytea            NOT NULL,
+    timeout       double precision,
+    status        text             NOT NULL DEFAULT 'ready',
+    ready_at      timestamptz      NOT NULL DEFAULT now(),
+    lease_id      bigint,
+    lease_owner   uuid,
+    deadline      timestamptz,
+    infra_retries integer          NOT NULL DEFAULT 0,
+    created_at    timestamptz      NOT NULL DEFAULT now(),
+    started_at    timestamptz,
+    finished_at   timestamptz,
+    duration      double precision,
+    result        bytea,
+    PRIMARY KEY (instance_id, action_id, attempt),
+    CONSTRAINT rappelx_actions_instance_fkey FOREIGN KEY (instance_id)
+        REFERENCES rappelx_instances (id) ON DELETE CASCADE,
+    CONSTRAINT rappelx_actions_status_check
+        CHECK (status IN ('ready', 'running', 'completed', 'failed', 'lost', 'cancelled'))
+);
+CREATE INDEX rappelx_actions_ready ON rappelx_actions (queue, ready_at)
+    WHERE status = 'ready';
+CREATE UNIQUE INDEX rappelx_actions_lease ON rappelx_actions (lease_id)
+    WHERE status = 'running';
+CREATE INDEX rappelx_actions_running ON rappelx_actions (lease_owner)
+    WHERE status = 'running';
+CREATE INDEX rappelx_actions_lost ON rappelx_actions (instance_id)
+    WHERE status = 'lost';
+
+-- Durable sleeps: a sleeping instance is only this row.
+CREATE TABLE rappelx_timers (
+    instance_id uuid        NOT NULL,
+    timer_id    integer     NOT NULL,
+    version     text        NOT NULL,
+    due_at      timestamptz NOT NULL,
+    PRIMARY KEY (instance_id, timer_id),
+    CONSTRAINT rappelx_timers_instance_fkey FOREIGN KEY (instance_id)
+        REFERENCES rappelx_instances (id) ON DELETE CASCADE
+);
+CREATE INDEX rappelx_timers_due ON rappelx_timers (due_at);
+
+-- Live dispatchers. A running action whose owner's heartbeat has expired is reclaimed.
+CREATE TABLE rappelx_dispatchers (
+    id           uuid        PRIMARY KEY,
+    hostname     text        NOT NULL,
+    pid          integer     NOT NULL,
+    queues       text[]      NOT NULL,
+    versions     text[]      NOT NULL,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL
+);

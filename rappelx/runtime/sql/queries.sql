@@ -1,0 +1,333 @@
+-- Every query rappelx runs at run time, each a named block loaded by `_sql.queries()`.
+-- A block starts with `-- name: NAME`; the comment lines under it say what it does and
+-- list each `$n` parameter. Lock discipline, which keeps dispatchers deadlock-free: an
+-- instance row is locked before any of its action or timer rows, and statements that
+-- lock action rows without their instance use SKIP LOCKED.
+
+-- name: migration_lock
+-- Serialize migration runners until the end of the transaction.
+-- $1: lock key bigint
+SELECT pg_advisory_xact_lock($1);
+
+-- name: create_migrations_table
+-- The migration runner's own bookkeeping; not part of schema.sql.
+-- (No parameters.)
+CREATE TABLE IF NOT EXISTS rappelx_migrations (
+    id         integer     PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: applied_migrations
+-- Ids of the migrations already applied.
+-- (No parameters.)
+SELECT id FROM rappelx_migrations;
+
+-- name: record_migration
+-- Remember that a migration was applied.
+-- $1: id, $2: name
+INSERT INTO rappelx_migrations (id, name) VALUES ($1, $2);
+
+-- name: insert_instance
+-- Queue a new instance (status 'pending') and record its workflow version; wakes the
+-- dispatchers that know the version.
+-- $1: id uuid, $2: workflow name, $3: version, $4: IR as JSON text, $5: encoded input
+WITH version AS (
+    INSERT INTO rappelx_workflow_versions (name, version, ir)
+    VALUES ($2, $3, $4::jsonb)
+    ON CONFLICT DO NOTHING
+), instance AS (
+    INSERT INTO rappelx_instances (id, workflow, version, input)
+    VALUES ($1, $2, $3, $5)
+)
+SELECT pg_notify('rappelx_instances', $3);
+
+-- name: instance_outcome
+-- Status and, once finished, the encoded result or error of one instance.
+-- $1: id uuid
+SELECT status, result, error FROM rappelx_instances WHERE id = $1;
+
+-- name: finished_outcomes
+-- The finished instances among the given ones, with their encoded result or error.
+-- $1: ids uuid[]
+SELECT id, status, result, error
+FROM rappelx_instances
+WHERE id = ANY($1::uuid[]) AND status IN ('completed', 'failed', 'cancelled');
+
+-- name: request_cancel
+-- Ask for an unfinished instance to stop; a dispatcher delivers the cancellation.
+-- Returns no row when the instance is unknown or already finished.
+-- $1: id uuid
+WITH marked AS (
+    UPDATE rappelx_instances
+    SET cancel_requested = true, updated_at = now()
+    WHERE id = $1 AND status IN ('pending', 'running')
+    RETURNING version
+)
+SELECT version, pg_notify('rappelx_instances', version) FROM marked;
+
+-- name: register_dispatcher
+-- Announce (or re-announce) a live dispatcher and what it can run.
+-- $1: id uuid, $2: hostname, $3: pid, $4: queues text[], $5: versions text[],
+-- $6: lease seconds (how long the announcement lasts without a heartbeat)
+INSERT INTO rappelx_dispatchers (id, hostname, pid, queues, versions, expires_at)
+VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+ON CONFLICT (id) DO UPDATE
+SET queues = EXCLUDED.queues, versions = EXCLUDED.versions,
+    heartbeat_at = now(), expires_at = EXCLUDED.expires_at;
+
+-- name: heartbeat
+-- Extend a dispatcher's lease; returns no row when the dispatcher row is gone.
+-- $1: id uuid, $2: lease seconds
+UPDATE rappelx_dispatchers
+SET heartbeat_at = now(), expires_at = now() + make_interval(secs => $2)
+WHERE id = $1
+RETURNING id;
+
+-- name: unregister_dispatcher
+-- Remove a dispatcher that is shutting down.
+-- $1: id uuid
+DELETE FROM rappelx_dispatchers WHERE id = $1;
+
+-- name: claim_actions
+-- Lease up to $3 ready actions of the given queues and versions to dispatcher $4.
+-- The deadline is when a lost lease is presumed: the timeout plus a grace period.
+-- $1: queues text[], $2: versions text[], $3: limit, $4: owner uuid, $5: grace seconds
+WITH candidates AS (
+    SELECT instance_id, action_id, attempt
+    FROM rappelx_actions
+    WHERE status = 'ready' AND queue = ANY($1::text[]) AND version = ANY($2::text[])
+      AND ready_at <= now()
+    ORDER BY ready_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE rappelx_actions AS a
+SET status = 'running', lease_id = nextval('rappelx_lease_ids'), lease_owner = $4,
+    started_at = now(),
+    deadline = now() + make_interval(secs => a.timeout + $5)
+FROM candidates AS c
+WHERE a.instance_id = c.instance_id AND a.action_id = c.action_id AND a.attempt = c.attempt
+RETURNING a.lease_id, a.instance_id, a.action_id, a.attempt, a.name, a.payload, a.timeout;
+
+-- name: reclaim_lost
+-- Put back running actions whose lease is lost: their dispatcher's heartbeat expired or
+-- they ran past their deadline. Not an attempt of the action's own: infra_retries
+-- counts these, and at the cap $2 the row becomes 'lost' and its instance is told.
+-- Returns the queues that got ready work.
+-- $1: versions text[], $2: infra retry cap
+WITH lost AS (
+    SELECT instance_id, action_id, attempt
+    FROM rappelx_actions AS a
+    WHERE a.status = 'running' AND a.version = ANY($1::text[])
+      AND (a.deadline < now() OR NOT EXISTS (
+          SELECT 1 FROM rappelx_dispatchers AS d
+          WHERE d.id = a.lease_owner AND d.expires_at > now()))
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE rappelx_actions AS a
+SET status = CASE WHEN a.infra_retries + 1 >= $2 THEN 'lost' ELSE 'ready' END,
+    infra_retries = a.infra_retries + 1, ready_at = now(),
+    lease_id = NULL, lease_owner = NULL, deadline = NULL
+FROM lost AS l
+WHERE a.instance_id = l.instance_id AND a.action_id = l.action_id AND a.attempt = l.attempt
+RETURNING a.queue, a.status;
+
+-- name: release_leases
+-- Hand back every action still leased to a dispatcher that is stopping.
+-- $1: owner uuid
+UPDATE rappelx_actions
+SET status = 'ready', ready_at = now(), lease_id = NULL, lease_owner = NULL,
+    deadline = NULL
+WHERE lease_owner = $1 AND status = 'running'
+RETURNING queue;
+
+-- name: lock_instances
+-- Lock unfinished instances by id, in id order so that concurrent batches cannot
+-- deadlock, and read their state.
+-- $1: ids uuid[]
+SELECT id, workflow, version, status, state, input, cancel_requested
+FROM rappelx_instances
+WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running')
+ORDER BY id
+FOR UPDATE;
+
+-- name: lock_due_work
+-- Lock up to $2 instances of each kind that have work found in the database: queued
+-- starts, cancellation requests, due timers, actions lost past the retry cap. Rows
+-- another dispatcher holds are skipped. An instance may be listed more than once.
+-- $1: versions text[], $2: limit per kind
+WITH pending AS (
+    SELECT id, workflow, version, status, state, input, cancel_requested
+    FROM rappelx_instances
+    WHERE status = 'pending' AND version = ANY($1::text[])
+    ORDER BY created_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), cancelling AS (
+    SELECT id, workflow, version, status, state, input, cancel_requested
+    FROM rappelx_instances
+    WHERE cancel_requested AND status IN ('pending', 'running')
+      AND version = ANY($1::text[])
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), timed AS (
+    SELECT i.id, i.workflow, i.version, i.status, i.state, i.input, i.cancel_requested
+    FROM rappelx_instances AS i
+    WHERE i.status = 'running' AND i.id IN (
+        SELECT instance_id FROM rappelx_timers
+        WHERE due_at <= now() AND version = ANY($1::text[])
+        ORDER BY due_at
+        LIMIT $2)
+    FOR UPDATE OF i SKIP LOCKED
+), stranded AS (
+    SELECT i.id, i.workflow, i.version, i.status, i.state, i.input, i.cancel_requested
+    FROM rappelx_instances AS i
+    WHERE i.status = 'running' AND i.id IN (
+        SELECT instance_id FROM rappelx_actions
+        WHERE status = 'lost' AND version = ANY($1::text[])
+        LIMIT $2)
+    FOR UPDATE OF i SKIP LOCKED
+)
+SELECT * FROM pending
+UNION ALL SELECT * FROM cancelling
+UNION ALL SELECT * FROM timed
+UNION ALL SELECT * FROM stranded;
+
+-- name: take_due_timers
+-- Remove and return the due timers of instances this transaction has locked.
+-- $1: ids uuid[]
+DELETE FROM rappelx_timers
+WHERE instance_id = ANY($1::uuid[]) AND due_at <= now()
+RETURNING instance_id, timer_id, due_at;
+
+-- name: take_lost_actions
+-- Mark as failed the lost actions of instances this transaction has locked.
+-- $1: ids uuid[]
+UPDATE rappelx_actions
+SET status = 'failed', finished_at = now()
+WHERE instance_id = ANY($1::uuid[]) AND status = 'lost'
+RETURNING instance_id, action_id, attempt, infra_retries;
+
+-- name: record_results
+-- Store what the workers reported, for leases that are still current (a result of a
+-- reclaimed lease is dropped). An infrastructure failure (the worker died) puts the
+-- attempt back without counting it, up to the cap $6, then fails it. Returns the rows
+-- that changed with their new status.
+-- $1: lease ids bigint[], $2: ok bool[], $3: encoded value or error bytea[],
+-- $4: durations float8[], $5: infra failure bool[], $6: infra retry cap
+UPDATE rappelx_actions AS a
+SET status = CASE
+        WHEN NOT r.infra THEN CASE WHEN r.ok THEN 'completed' ELSE 'failed' END
+        WHEN a.infra_retries + 1 >= $6 THEN 'failed'
+        ELSE 'ready' END,
+    result = CASE WHEN r.infra THEN NULL ELSE r.payload END,
+    duration = r.duration,
+    finished_at = CASE WHEN r.infra AND a.infra_retries + 1 < $6 THEN NULL ELSE now() END,
+    infra_retries = a.infra_retries + (CASE WHEN r.infra THEN 1 ELSE 0 END),
+    ready_at = now(),
+    lease_id = CASE WHEN r.infra THEN NULL ELSE a.lease_id END,
+    deadline = NULL
+FROM unnest($1::bigint[], $2::bool[], $3::bytea[], $4::float8[], $5::bool[])
+    AS r(lease_id, ok, payload, duration, infra)
+WHERE a.lease_id = r.lease_id AND a.status = 'running'
+RETURNING a.instance_id, a.action_id, a.attempt, a.status, a.queue, a.infra_retries,
+    r.ok, r.infra, r.payload;
+
+-- name: apply_steps
+-- Write one batch of engine steps for instances this transaction has locked: new
+-- instance states, newly dispatched actions (those flagged in $15 are leased at once
+-- to $20, saving a claim round trip), new timers; finished instances lose their
+-- outstanding actions and timers. Notifies dispatchers of ready queues and waiters of
+-- finished instances. Returns the leases taken, as parallel arrays.
+-- $1: instance ids uuid[], $2: statuses text[], $3: states bytea[], $4: results bytea[],
+-- $5: errors bytea[], $6: cancellation delivered bool[],
+-- $7: action instance ids uuid[], $8: action ids int[], $9: attempts int[],
+-- $10: action names text[], $11: queues text[], $12: versions text[],
+-- $13: payloads bytea[], $14: timeouts float8[] (NULL: none), $15: lease now bool[],
+-- $16: delays float8[],
+-- $17: timer instance ids uuid[], $18: timer ids int[], $19: timer versions text[],
+-- $20: owner uuid, $21: grace seconds, $22: timer delays float8[],
+-- $23: finished instance ids uuid[], $24: queues to wake text[],
+-- $25: finished notification payloads text[] (comma-separated ids)
+WITH instances AS (
+    UPDATE rappelx_instances AS i
+    SET status = u.status, state = u.state, result = u.result, error = u.error,
+        cancel_requested = i.cancel_requested AND NOT u.cancel_seen,
+        seq = i.seq + 1, updated_at = now(),
+        finished_at = CASE WHEN u.status IN ('completed', 'failed', 'cancelled')
+                           THEN now() END
+    FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[],
+                $6::bool[]) AS u(id, status, state, result, error, cancel_seen)
+    WHERE i.id = u.id
+), actions AS (
+    INSERT INTO rappelx_actions (instance_id, action_id, attempt, name, queue, version,
+                                 payload, timeout, ready_at, status, lease_id,
+                                 lease_owner, started_at, deadline)
+    SELECT n.instance_id, n.action_id, n.attempt, n.name, n.queue, n.version, n.payload,
+           n.timeout, now() + make_interval(secs => n.delay),
+           CASE WHEN n.lease THEN 'running' ELSE 'ready' END,
+           CASE WHEN n.lease THEN nextval('rappelx_lease_ids') END,
+           CASE WHEN n.lease THEN $20::uuid END,
+           CASE WHEN n.lease THEN now() END,
+           CASE WHEN n.lease THEN now() + make_interval(secs => n.timeout + $21) END
+    FROM unnest($7::uuid[], $8::int[], $9::int[], $10::text[], $11::text[], $12::text[],
+                $13::bytea[], $14::float8[], $15::bool[], $16::float8[])
+        AS n(instance_id, action_id, attempt, name, queue, version, payload, timeout,
+             lease, delay)
+    RETURNING instance_id, action_id, attempt, lease_id
+), timers AS (
+    INSERT INTO rappelx_timers (instance_id, timer_id, version, due_at)
+    SELECT t.instance_id, t.timer_id, t.version, now() + make_interval(secs => t.delay)
+    FROM unnest($17::uuid[], $18::int[], $19::text[], $22::float8[])
+        AS t(instance_id, timer_id, version, delay)
+), dropped_actions AS (
+    UPDATE rappelx_actions
+    SET status = 'cancelled', finished_at = now(), lease_id = NULL, deadline = NULL
+    WHERE instance_id = ANY($23::uuid[]) AND status IN ('ready', 'running', 'lost')
+), dropped_timers AS (
+    DELETE FROM rappelx_timers WHERE instance_id = ANY($23::uuid[])
+)
+SELECT
+    (SELECT count(pg_notify('rappelx_actions', q)) FROM unnest($24::text[]) AS q) AS woken,
+    (SELECT count(pg_notify('rappelx_done', p)) FROM unnest($25::text[]) AS p) AS told,
+    (SELECT array_agg(lease_id) FROM actions WHERE lease_id IS NOT NULL) AS lease_ids,
+    (SELECT array_agg(instance_id) FROM actions WHERE lease_id IS NOT NULL) AS lease_instances,
+    (SELECT array_agg(action_id) FROM actions WHERE lease_id IS NOT NULL) AS lease_actions,
+    (SELECT array_agg(attempt) FROM actions WHERE lease_id IS NOT NULL) AS lease_attempts;
+
+-- name: cancel_pending
+-- Finish instances that were cancelled before they started.
+-- $1: ids uuid[], $2: encoded error bytea
+UPDATE rappelx_instances
+SET status = 'cancelled', error = $2, cancel_requested = false, seq = seq + 1,
+    updated_at = now(), finished_at = now()
+WHERE id = ANY($1::uuid[]) AND status = 'pending';
+
+-- name: unknown_versions
+-- Unfinished instances pinned to a version that no live dispatcher has loaded.
+-- (No parameters.)
+SELECT i.workflow, i.version, count(*) AS instances, min(i.created_at) AS oldest
+FROM rappelx_instances AS i
+WHERE i.status IN ('pending', 'running')
+  AND NOT EXISTS (
+      SELECT 1 FROM rappelx_dispatchers AS d
+      WHERE d.expires_at > now() AND i.version = ANY(d.versions))
+GROUP BY i.workflow, i.version
+ORDER BY i.workflow, i.version;
+
+-- name: foreign_versions
+-- Unfinished instances of the named workflows pinned to versions other than those given:
+-- what a dispatcher leaves untouched because it has different code.
+-- $1: workflow names text[], $2: versions text[]
+SELECT workflow, version, count(*) AS instances
+FROM rappelx_instances
+WHERE status IN ('pending', 'running') AND workflow = ANY($1::text[])
+  AND NOT version = ANY($2::text[])
+GROUP BY workflow, version
+ORDER BY workflow, version;
+
+-- name: notify_ready
+-- Wake the dispatchers of these queues (after putting actions back).
+-- $1: queues text[]
+SELECT count(pg_notify('rappelx_actions', q)) FROM unnest($1::text[]) AS q;
