@@ -194,8 +194,15 @@ def _cluster_owner() -> str | None:
 
 @contextmanager
 def _boot_lock(base: Path) -> Iterator[None]:
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / "boot.lock", "a") as handle:
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        handle = open(base / "boot.lock", "a")
+    except OSError as exc:
+        raise EmbeddedPostgresError(
+            f"cannot create the embedded Postgres directory {base}: {exc}; point "
+            "RAPPELX_EMBEDDED_DIR at a writable directory or set RAPPELX_DATABASE_URL"
+        ) from exc
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
