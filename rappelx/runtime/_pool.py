@@ -355,7 +355,7 @@ class WorkerPool:
             else:
                 self._respawn_failures += 1
                 delay = min(_MAX_RESPAWN_DELAY, 0.25 * 2**self._respawn_failures)
-                _log.warning("worker failed to start; retrying in %.1fs", delay)
+                _log.warning("%s\nStarting another worker in %.1fs", worker.startup_error, delay)
             self._spawn(delay)
         if worker.inflight:
             self._deliver(worker.lost_results())

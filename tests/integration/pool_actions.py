@@ -115,3 +115,16 @@ async def block_the_loop(seconds: float) -> None:
     import time
 
     time.sleep(seconds)  # a badly behaved action: close() must still stop its worker
+
+
+class CarriesAHandle(Exception):
+    """An exception whose attribute the codec cannot encode."""
+
+    def __init__(self) -> None:
+        super().__init__("with a handle")
+        self.handle = object()
+
+
+@action
+async def raise_unencodable() -> None:
+    raise CarriesAHandle()

@@ -286,6 +286,18 @@ async def test_a_return_value_the_codec_cannot_encode_is_a_codec_error(make_pool
     assert "builtins.object" in str(error)
 
 
+async def test_an_exception_the_codec_cannot_encode_is_a_codec_error(make_pool):
+    pool, got = await make_pool()
+
+    pool.submit([task(1, acts.raise_unencodable)])
+    await pool.drain()
+
+    error = got.error(1)
+    assert isinstance(error, CodecError)
+    assert f"{acts.raise_unencodable.name} raised" in str(error)
+    assert "CarriesAHandle" in str(error)
+
+
 # ---------------------------------------------------------------- dying workers
 async def test_a_sigkilled_worker_fails_its_tasks_as_infra_and_is_replaced(make_pool):
     pool, got = await make_pool(processes=2)
