@@ -93,7 +93,9 @@ class WorkerLost(RappelxError):
         returncode: Its exit status; negative for the signal that killed it.
     """
 
-    def __init__(self, message: str, *, pid: int | None = None, returncode: int | None = None):
+    def __init__(
+        self, message: str, *, pid: int | None = None, returncode: int | None = None
+    ) -> None:
         super().__init__(message)
         self.pid = pid
         self.returncode = returncode
@@ -179,6 +181,7 @@ class WorkerPool:
         self._respawn_failures = 0
         self._running = False
         self._closing = False
+        self._shutdown: asyncio.Task[None] | None = None
 
     @property
     def capacity(self) -> int:
@@ -259,8 +262,13 @@ class WorkerPool:
         Workers get :data:`_STOP_GRACE` seconds to exit after their task pipe closes, then
         SIGTERM, then SIGKILL. Call :meth:`drain` first to let running actions finish.
         """
-        if self._closing:
-            return
+        if self._shutdown is None:
+            self._shutdown = asyncio.get_running_loop().create_task(self._stop_workers())
+        # Shielded: a caller cancelled mid-close must not leave workers half stopped.
+        await asyncio.shield(self._shutdown)
+
+    # ------------------------------------------------------------- internal machinery
+    async def _stop_workers(self) -> None:
         self._closing = True
         self._running = False
         for launch in list(self._launches):
@@ -277,7 +285,6 @@ class WorkerPool:
                     worker.send_signal(sig)
             await asyncio.wait(pending, timeout=_STOP_GRACE)
 
-    # ------------------------------------------------------------- internal machinery
     def _check(self, tasks: Sequence[Task]) -> None:
         tokens = {task.token for task in tasks}
         if len(tokens) != len(tasks) or any(

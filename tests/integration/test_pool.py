@@ -537,6 +537,18 @@ async def test_close_stops_every_worker_and_reaps_it(make_pool):
     await pool.close()  # a second close is harmless
 
 
+async def test_a_second_close_waits_for_the_first_to_finish(make_pool):
+    pool, _ = await make_pool()
+    pids = pool.pids
+    first = asyncio.create_task(pool.close())
+    await asyncio.sleep(0)  # the first close is under way
+
+    await pool.close()
+
+    assert [process_state(pid) for pid in pids] == [None, None]
+    await first
+
+
 async def test_close_terminates_a_worker_stuck_in_blocking_code(make_pool, monkeypatch):
     monkeypatch.setattr(_pool, "_STOP_GRACE", 0.3)
     pool, got = await make_pool(processes=1)
