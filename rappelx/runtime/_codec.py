@@ -1,0 +1,91 @@
+"""The rappelx codec: Python values to bytes and back, with msgpack and never pickle.
+
+Every action's arguments and result and every workflow's variable scope go through
+:func:`dumps` and :func:`loads`, so both are built around msgpack's C packer and
+unpacker, with Python code only for what msgpack cannot carry natively.
+
+What is carried, with its type kept exactly: None, bool, int (any size), float, str,
+bytes, bytearray, list, tuple, dict (any encodable keys, order kept), set, frozenset,
+datetime / date / time (``datetime.timezone`` and ``zoneinfo.ZoneInfo`` time zones),
+timedelta, UUID, Decimal, Enum members, dataclass instances, pydantic v2 models and
+exceptions (class, args, attributes, cause and context; not the traceback). Within one
+value, shared mutable objects stay shared and cycles work.
+
+How it is laid out:
+
+- ``_codec_classes.py``: ext codes; which classes are accepted; finding a class by name
+  without importing anything.
+- ``_codec_scan.py``: does the value share objects? If not, the fast path packs it in C
+  with a ``default`` hook (``_codec_encode.py``).
+- ``_codec_graph.py``: the encoder for shared and cyclic values, and for error paths.
+- ``_codec_decode.py``: the ``ext_hook`` that rebuilds values without running user code.
+"""
+
+from __future__ import annotations
+
+from rappelx.exceptions import CodecError
+from rappelx.runtime._codec_classes import EncodeFailure
+from rappelx.runtime._codec_decode import Decoder
+from rappelx.runtime._codec_encode import pack
+from rappelx.runtime._codec_graph import GraphEncoder
+from rappelx.runtime._codec_scan import find_shared
+
+__all__ = ["dumps", "loads"]
+
+_ROOT_DECODER = Decoder(None)
+
+
+def dumps(value: object) -> bytes:
+    """Encode ``value`` to bytes.
+
+    Args:
+        value: Any supported value (see the module docstring), nested as deep as needed
+            within msgpack's limit of about 500 levels.
+
+    Returns:
+        The msgpack-based encoding; :func:`loads` turns it back into an equal value of
+        the same types, with shared objects shared.
+
+    Raises:
+        CodecError: Something in ``value`` is not supported; ``.path`` says where, like
+            ``value['user'].conn``.
+    """
+    shared = find_shared(value)
+    if shared is None:
+        try:
+            return pack(value)
+        except Exception:  # the graph encoder below reports what is wrong, with a path
+            shared = set()
+    try:
+        return GraphEncoder(shared).encode(value)
+    except EncodeFailure as failure:
+        path = "value" + "".join(reversed(failure.labels))
+        raise CodecError(f"cannot encode {path}: {failure.reason}", path=path) from None
+    except (RecursionError, ValueError) as exc:
+        raise CodecError(
+            f"cannot encode value: it is nested too deeply ({exc}); flatten it",
+            path="value",
+        ) from None
+
+
+def loads(data: bytes) -> object:
+    """Decode bytes written by :func:`dumps`.
+
+    Classes are looked up by name only among modules this process has already imported,
+    and only Enums, dataclasses, pydantic models and exceptions are rebuilt, without
+    calling their ``__init__``. An exception whose class cannot be found comes back as
+    :class:`~rappelx.exceptions.WorkflowFailed` with the original type name and message.
+
+    Raises:
+        CodecError: The data is corrupt, or names a class that is not loaded or not of an
+            accepted kind.
+    """
+    try:
+        return _ROOT_DECODER.unpack(data)
+    except CodecError:
+        raise
+    except Exception as exc:
+        raise CodecError(
+            f"cannot decode: the data is corrupt or was not written by rappelx's codec "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
