@@ -113,3 +113,25 @@ def describe(exc: BaseException) -> dict[str, Any]:
     """Return a small JSON-friendly summary of ``exc`` for logs and the CLI."""
     cls = type(exc)
     return {"type": f"{cls.__module__}.{cls.__qualname__}", "message": str(exc)}
+
+
+class WorkflowCancelled(RappelxError):
+    """The instance was cancelled (``handle.cancel()``) before it finished."""
+
+
+class WorkflowArgumentsError(RappelxError, TypeError):
+    """A workflow was started with arguments its ``run`` does not accept."""
+
+
+class StateError(RappelxError):
+    """A workflow variable cannot be persisted across an await.
+
+    Attributes:
+        variable: The variable's name (or a description of a hidden temporary).
+        line: The line of the await the instance was suspended at.
+    """
+
+    def __init__(self, message: str, *, variable: str = "", line: int = 0) -> None:
+        super().__init__(message)
+        self.variable = variable
+        self.line = line

@@ -1,0 +1,1 @@
+"""Runtime: the engine, the stores (in-memory and Postgres), dispatcher, workers, client."""

@@ -1,0 +1,178 @@
+"""The in-memory store and executor behind ``rappelx.testing.run_inline``.
+
+It drives the same :class:`Engine` as production. Actions run in this process as
+asyncio tasks, with their arguments and results passed through the codec exactly as they
+would cross to a worker; durable sleeps and retry backoff use a virtual clock, so a
+workflow that sleeps for a day finishes at once; actions' own sleeps and timeouts are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rappelx._action import ActionDef, lookup_action
+from rappelx.exceptions import ActionTimeout, RappelxError
+from rappelx.runtime import _codec
+from rappelx.runtime._engine import InstanceState
+from rappelx.runtime._events import (
+    ActionCompleted,
+    ActionFailed,
+    Command,
+    CompleteWorkflow,
+    DispatchAction,
+    Event,
+    FailWorkflow,
+    StartTimer,
+    TimerFired,
+)
+
+Overrides = Mapping[Any, Callable[..., Any]]
+
+
+class InlineRunner:
+    """Runs one instance to completion in-process."""
+
+    def __init__(self, definition: Any, overrides: Overrides | None = None) -> None:
+        self.definition = definition
+        self.engine = definition.engine
+        self.overrides = _normalize_overrides(overrides or {})
+        self.now = 0.0
+        self._seq = 0
+        self._timers: list[tuple[float, int, Command]] = []
+        self._running: dict[asyncio.Task[Event], int] = {}
+
+    async def run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        state, commands = self.engine.start(args, kwargs, seed=0)
+        try:
+            while True:
+                self.engine.dumps(state)  # every step is persistable, as in production
+                single = self._single_dispatch(commands)
+                if single is not None:
+                    event = await self._execute(single)
+                    state, commands = self.engine.step(state, event)
+                    continue
+                outcome = self._apply(commands)
+                if outcome is not None:
+                    return outcome.value if isinstance(outcome, CompleteWorkflow) else _raise(outcome)
+                state, commands = await self._next(state)
+        finally:
+            for task in self._running:
+                task.cancel()
+
+    def _single_dispatch(self, commands: list[Command]) -> DispatchAction | None:
+        if len(commands) != 1 or self._running or self._timers:
+            return None
+        command = commands[0]
+        if isinstance(command, DispatchAction) and command.delay <= 0:
+            return command
+        return None
+
+    def _apply(self, commands: list[Command]) -> CompleteWorkflow | FailWorkflow | None:
+        for command in commands:
+            if isinstance(command, CompleteWorkflow | FailWorkflow):
+                return command
+            if isinstance(command, StartTimer):
+                self._push(self.now + command.delay, command)
+            elif isinstance(command, DispatchAction):
+                if command.delay > 0:
+                    self._push(self.now + command.delay, command)
+                else:
+                    self._spawn(command)
+        return None
+
+    async def _next(self, state: InstanceState) -> tuple[InstanceState, list[Command]]:
+        if self._running:
+            done, _ = await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+            commands: list[Command] = []
+            for task in sorted(done, key=self._running.__getitem__):
+                del self._running[task]
+                state, more = self.engine.step(state, task.result())
+                commands.extend(more)
+            return state, commands
+        if not self._timers:
+            raise RappelxError("internal error: the instance waits for nothing")
+        due, _, command = heapq.heappop(self._timers)
+        self.now = max(self.now, due)
+        if isinstance(command, DispatchAction):
+            return state, [command.__class__(**{**_fields(command), "delay": 0.0})]
+        assert isinstance(command, StartTimer)
+        return self.engine.step(state, TimerFired(command.timer_id))  # type: ignore[no-any-return]
+
+    def _push(self, due: float, command: Command) -> None:
+        self._seq += 1
+        heapq.heappush(self._timers, (due, self._seq, command))
+
+    def _spawn(self, command: DispatchAction) -> None:
+        task = asyncio.ensure_future(self._execute(command))
+        self._running[task] = command.action_id
+
+    async def _execute(self, command: DispatchAction) -> Event:
+        try:
+            fn = self._function(command.action)
+            args, kwargs = _codec.loads(_codec.dumps((command.args, command.kwargs)))  # type: ignore[misc]
+            value = await _call(fn, args, kwargs, command)
+            return ActionCompleted(command.action_id, _codec.loads(_codec.dumps(value)))
+        except Exception as exc:
+            return ActionFailed(command.action_id, _roundtrip_error(exc))
+
+    def _function(self, name: str) -> Callable[..., Any]:
+        if name in self.overrides:
+            return self.overrides[name]
+        defn = lookup_action(name)
+        if defn is None:
+            raise RappelxError(f"action {name!r} is not registered; import its module")
+        return defn.fn
+
+
+async def _call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], command: DispatchAction
+) -> Any:
+    result = fn(*args, **kwargs)
+    if not inspect.isawaitable(result):
+        return result
+    if command.timeout is None:
+        return await result
+    try:
+        async with asyncio.timeout(command.timeout) as scope:
+            return await result
+    except TimeoutError:
+        if scope.expired():
+            raise ActionTimeout(
+                f"action {command.action} exceeded its timeout of {command.timeout}s"
+            ) from None
+        raise
+
+
+def _roundtrip_error(exc: Exception) -> BaseException:
+    try:
+        error = _codec.loads(_codec.dumps(exc))
+    except Exception as codec_error:
+        return codec_error
+    assert isinstance(error, BaseException)
+    return error
+
+
+def _normalize_overrides(overrides: Overrides) -> dict[str, Callable[..., Any]]:
+    out: dict[str, Callable[..., Any]] = {}
+    for key, replacement in overrides.items():
+        if isinstance(key, ActionDef):
+            out[key.name] = replacement
+        elif isinstance(key, str):
+            out[key] = replacement
+        else:
+            raise RappelxError(
+                f"overrides keys are @action functions or action names, not {key!r}"
+            )
+    return out
+
+
+def _fields(command: DispatchAction) -> dict[str, Any]:
+    return {f: getattr(command, f) for f in command.__slots__}
+
+
+def _raise(outcome: FailWorkflow) -> Any:
+    raise outcome.error
