@@ -22,6 +22,7 @@ MODULES: tuple[str, ...] = (
     "exceptions",
     "try_finally",
     "gather",
+    "gather_policies",
     "helpers",
     "inline",
     "sleep_retry",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from rappelx import RetryPolicy, Workflow, action, workflow
+from rappelx import Workflow, action, workflow
 from tests.parity_cases import Case
 
 
@@ -63,18 +63,6 @@ class GatherComprehension(Workflow):
         odd = await asyncio.gather(*[describe(x) for x in xs if x % 2])
         empty = await asyncio.gather(*[double(x) for x in []])
         return list(doubled), list(odd), list(empty)
-
-
-@workflow
-class GatherRunAction(Workflow):
-    """gather of ``self.run_action(...)`` calls with per-call policies."""
-
-    async def run(self, xs: list[int]) -> list[int]:
-        results = await asyncio.gather(
-            *[self.run_action(double(x), retry=RetryPolicy(attempts=2)) for x in xs]
-        )
-        single = await self.run_action(double(results[-1]), timeout=30)
-        return [*results, single]
 
 
 @workflow
@@ -190,7 +178,6 @@ class GatherSingleAndNested(Workflow):
 CASES = [
     Case("actions", GatherActions),
     Case("comprehension", GatherComprehension, ([1, 2, 3],)),
-    Case("run_action", GatherRunAction, ([4, 5],)),
     Case("helpers", GatherHelpers, ([1, 2, 3],)),
     Case("mixed", GatherMixed),
     Case("no_failure", GatherFailure, ([],)),

@@ -227,22 +227,6 @@ class RetryPolicyFromVariable(Workflow):
 
 
 @workflow
-class RetryInGather(Workflow):
-    """Each element of a gather retries on its own."""
-
-    async def run(self, n: int) -> list[int]:
-        results = await asyncio.gather(
-            *[
-                self.run_action(
-                    flaky(f"gather-{i}", i), retry=RetryPolicy(attempts=3), backoff=FAST
-                )
-                for i in range(n)
-            ]
-        )
-        return list(results)
-
-
-@workflow
 class TimeoutCaught(Workflow):
     """An action over its timeout raises ActionTimeout, caught as TimeoutError."""
 
@@ -312,9 +296,6 @@ CASES = [
         (4,),
         expected=Returns(["gave up at 1", "gave up at 2", 3, 3]),
         note=NO_RETRY_IN_PLAIN,
-    ),
-    Case(
-        "retry_in_gather", RetryInGather, (3,), expected=Returns([1, 2, 3]), note=NO_RETRY_IN_PLAIN
     ),
     Case(
         "timeout_caught",
