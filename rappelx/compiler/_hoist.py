@@ -40,7 +40,7 @@ def _pure(expr: ast.expr) -> bool:
 
 
 @dataclass(slots=True)
-class _Slot:
+class Slot:
     holder: Any
     key: Any
 
@@ -58,30 +58,30 @@ class _Slot:
             setattr(self.holder, self.key, value)
 
 
-def _ordered_slots(node: ast.expr) -> Iterator[_Slot]:
+def _ordered_slots(node: ast.expr) -> Iterator[Slot]:
     """Child expressions of ``node`` in the order Python evaluates them."""
     if isinstance(node, ast.Dict):
         for i in range(len(node.values)):
             if node.keys[i] is not None:
-                yield _Slot(node.keys, i)
-            yield _Slot(node.values, i)
+                yield Slot(node.keys, i)
+            yield Slot(node.values, i)
         return
     for field_name in node._fields:
         value = getattr(node, field_name)
         if isinstance(value, list):
             for i, item in enumerate(value):
-                yield from _unwrap(_Slot(value, i), item)
+                yield from _unwrap(Slot(value, i), item)
         elif isinstance(value, ast.expr) and not (
             isinstance(node, ast.NamedExpr) and field_name == "target"
         ):
-            yield from _unwrap(_Slot(node, field_name), value)
+            yield from _unwrap(Slot(node, field_name), value)
 
 
-def _unwrap(slot: _Slot, item: Any) -> Iterator[_Slot]:
+def _unwrap(slot: Slot, item: Any) -> Iterator[Slot]:
     if isinstance(item, ast.Starred):
-        yield _Slot(item, "value")
+        yield Slot(item, "value")
     elif isinstance(item, ast.keyword):
-        yield _Slot(item, "value")
+        yield Slot(item, "value")
     elif isinstance(item, ast.expr):
         yield slot
 
@@ -130,6 +130,10 @@ class Hoister:
         slots = [s for s in _ordered_slots(call) if not (s.holder is call and s.key == "func")]
         return self._hoist_slots(slots), call
 
+    def slots(self, slots: list[Slot]) -> Stmts:
+        """Hoist awaits out of ``slots`` (children of one node, in evaluation order)."""
+        return self._hoist_slots(slots)
+
     def _await(self, node: ast.Await) -> tuple[Stmts, ast.expr]:
         if not isinstance(node.value, ast.Call):
             self.report(node, diag.NOT_AN_ACTION, found=f"'{ast.unparse(node.value)}'")
@@ -142,7 +146,7 @@ class Hoister:
     def _generic(self, node: ast.expr) -> tuple[Stmts, ast.expr]:
         return self._hoist_slots(list(_ordered_slots(node)), call=node), node
 
-    def _hoist_slots(self, slots: list[_Slot], call: ast.expr | None = None) -> Stmts:
+    def _hoist_slots(self, slots: list[Slot], call: ast.expr | None = None) -> Stmts:
         awaiting = [i for i, s in enumerate(slots) if contains_await(s.get())]
         if not awaiting:
             return []

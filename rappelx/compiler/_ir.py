@@ -7,7 +7,9 @@ networkx DAG in ``_graph.py`` is built from the same nodes for validation, hashi
 visualization.
 
 Every node may carry ``handler``: the id of the :class:`Catch` node that receives an
-exception raised while the node runs (``None``: the exception leaves the function).
+exception raised while the node runs (``None``: the exception leaves the function), and
+``context``: inside an ``except`` body, the variable holding the exception being handled,
+which becomes ``__context__`` of an exception raised there, as in Python.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Node:
     line: int
     label: str
     handler: int | None = None
+    context: str | None = None  # inside an except handler: the variable holding its exception
 
     kind = "node"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from rappelx.compiler import _diagnostics as diag
 from rappelx.compiler._codegen import BlockCompiler, BlockRef
-from rappelx.compiler._hoist import Hoister, assign, name
+from rappelx.compiler._hoist import Hoister, Slot, assign, name
 from rappelx.compiler._ir import (
     Await,
     Branch,
@@ -80,6 +80,7 @@ class FunctionLowerer:
     fresh_name: Callable[[str], str]
     nodes: dict[int, Node] = field(default_factory=dict)
     calls: list[tuple[str, ast.AST]] = field(default_factory=list)  # helper calls made
+    context: str | None = None  # the handled exception while lowering a handler body
     _count: int = 0
 
     # ------------------------------------------------------------------ plumbing
@@ -88,6 +89,8 @@ class FunctionLowerer:
         return self._count
 
     def emit(self, node: Node) -> int:
+        if self.context is not None and node.context is None:
+            node = replace(node, context=self.context)
         self.nodes[node.id] = node
         return node.id
 
@@ -228,6 +231,8 @@ class FunctionLowerer:
     def call_spec(self, call: ast.Call) -> ast.expr | None:
         """``_rx_act(...)``, ``_rx_with(...)`` or ``_rx_helper(...)`` for one call."""
         callee = classify(call, self.env)
+        if callee.kind == "run_action":
+            return self.run_action_spec(call)
         for arg in [*call.args, *(k.value for k in call.keywords)]:
             self.check_inline(arg)
         if callee.kind in ("action", "missing"):
@@ -239,8 +244,6 @@ class FunctionLowerer:
                 args=[ast.Constant(callee.name), call.func.value, *call.args],
                 keywords=call.keywords,
             )
-        if callee.kind == "run_action":
-            return self.run_action_spec(call)
         return None
 
     def run_action_spec(self, call: ast.Call) -> ast.expr | None:
@@ -250,6 +253,8 @@ class FunctionLowerer:
             self.report(call, diag.RUN_ACTION_ARG, found=f"'{ast.unparse(call)}'")
             return None
         inner = call.args[0]
+        for keyword in call.keywords:
+            self.check_inline(keyword.value)
         if classify(inner, self.env).kind not in ("action", "missing"):
             self.report(inner, diag.NOT_AN_ACTION, found=f"'{ast.unparse(inner.func)}'")
             return None
@@ -386,9 +391,14 @@ def normalize(lw: FunctionLowerer, stmt: ast.stmt) -> list[ast.stmt]:
         return normalize(lw, plain)
     if isinstance(stmt, ast.Assign):
         if any(contains_await(t) for t in stmt.targets):
-            lw.report(stmt, diag.UNSUPPORTED, what="an await inside an assignment target",
-                      hint="; await into a variable on the line before")
-            return []
+            # Python evaluates the value first, then each target's sub-expressions.
+            pre, value = hoist.expr(stmt.value)
+            temp = lw.fresh("t")
+            pre.append(assign(temp, value, stmt))
+            for target in stmt.targets:
+                pre.extend(_hoist_target(hoist, target))
+            plain = ast.Assign(targets=stmt.targets, value=name(temp))
+            return [*pre, ast.copy_location(plain, stmt)]
         direct = _direct_await(stmt)
         if direct is not None:
             return [stmt]
@@ -425,6 +435,18 @@ def normalize(lw: FunctionLowerer, stmt: ast.stmt) -> list[ast.stmt]:
         return [*pre, ast.copy_location(ast.Assert(test=test, msg=stmt.msg), stmt)]
     lw.report(stmt, diag.UNSUPPORTED, what=f"an await inside '{type(stmt).__name__.lower()}'",
               hint="; await into a variable on the line before")
+    return []
+
+
+def _hoist_target(hoist: Hoister, target: ast.expr) -> list[ast.stmt]:
+    if isinstance(target, ast.Subscript):
+        return hoist.slots([Slot(target, "value"), Slot(target, "slice")])
+    if isinstance(target, ast.Attribute):
+        return hoist.slots([Slot(target, "value")])
+    if isinstance(target, ast.Starred):
+        return _hoist_target(hoist, target.value)
+    if isinstance(target, ast.Tuple | ast.List):
+        return [stmt for elt in target.elts for stmt in _hoist_target(hoist, elt)]
     return []
 
 
@@ -592,7 +614,9 @@ def _lower_handlers(lw: FunctionLowerer, stmt: ast.Try, cont: int, inner: Ctx) -
     for handler in reversed(stmt.handlers):
         cleanup = f"{handler.name} = None\ndel {handler.name}\n" if handler.name else ""
         end = lw.code(f"{cleanup}{caught} = None", handler, cont, inner)
+        outer_context, lw.context = lw.context, caught
         entry = lw.block(handler.body, end, replace(inner, exc_var=caught))
+        lw.context = outer_context
         if handler.name:
             entry = lw.code(f"{handler.name} = {caught}", handler, entry, inner)
         if handler.type is None:

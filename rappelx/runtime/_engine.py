@@ -129,6 +129,11 @@ def resolve_class(name: str) -> type | None:
     return None
 
 
+def _set_context(error: BaseException, handled: Any) -> None:
+    if isinstance(handled, BaseException) and error.__context__ is None and error is not handled:
+        error.__context__ = handled
+
+
 def _unit(seed: int, action_id: int, attempt: int) -> float:
     digest = hashlib.blake2b(f"{seed}:{action_id}:{attempt}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
@@ -244,6 +249,8 @@ class Engine:
             nodes = self.functions[frame.func].nodes
             node = nodes[frame.pc]
             if error is not None:
+                if node.context is not None:
+                    _set_context(error, frame.scope.get(node.context))
                 handler = node.handler
                 if handler is not None:
                     catch = nodes[handler]
