@@ -246,6 +246,10 @@ class _Builder:
     def statement(self, s: Scope) -> tuple[list[str], bool]:
         kinds = ["assign", "assign", "augassign", "log", "gather", "gather_exc", "assert"]
         kinds += ["raise", "return", "pass"]
+        if s.in_run:
+            # Not in helpers: a helper that suspends inside a gather would let plain
+            # asyncio finish elements out of position order.
+            kinds += ["sleep"]
         if s.depth < s.max_depth:
             kinds += ["if", "if", "for", "while", "try", "try"]
         if s.in_loop:
@@ -275,6 +279,8 @@ class _Builder:
             return [f'assert {check}, "assertion {self.num(0, 99)}"'], False
         if kind == "pass":
             return ["pass"], False
+        if kind == "sleep":
+            return [f"await asyncio.sleep({self.pick(['0', '0.0', '0.001'])})"], False
         if kind in ("break", "continue"):
             return [kind], True
         if kind == "reraise":
@@ -347,7 +353,7 @@ class _Builder:
 
     def for_statement(self, s: Scope) -> list[str]:
         i = self.fresh("i")
-        form = self.pick(["range", "list", "enumerate", "items", "mutated"])
+        form = self.pick(["range", "list", "enumerate", "items", "mutated", "zip", "reversed"])
         prologue: list[str] = []
         readable: tuple[str, ...] = (i,)
         if form == "range":
@@ -363,6 +369,13 @@ class _Builder:
             j = self.fresh("j")
             readable = (i, j)
             header = f"for {i}, {j} in {{0: {self.expr(s, 1)}, 1: {self.expr(s, 1)}}}.items():"
+        elif form == "zip":
+            j = self.fresh("j")
+            readable = (i, j)
+            items = ", ".join(self.expr(s, 1) for _ in range(self.num(0, 3)))
+            header = f"for {i}, {j} in zip(range({self.num(0, 3)}), [{items}]):"
+        elif form == "reversed":
+            header = f"for {i} in reversed(range({self.num(0, 3)})):"
         else:
             seq = self.fresh("items")
             prologue = [f"{seq} = [{self.expr(s, 1)}, {self.num(0, 9)}]"]

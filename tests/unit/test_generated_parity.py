@@ -3,12 +3,14 @@ imported from a temp directory, run by rappelx and as plain Python, and compared
 
 A failure message carries the whole generated source (and where it was written), so it
 can be reproduced by importing that file and calling ``run_inline``/``run_plain``.
+``PARITY_EXAMPLES=3000`` runs a longer hunt than the default 300 programs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,7 +52,7 @@ async def difference(workflow_class: type, x: int) -> str | None:
 
 
 @settings(
-    max_examples=300,
+    max_examples=int(os.environ.get("PARITY_EXAMPLES", "300")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
