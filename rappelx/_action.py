@@ -119,7 +119,7 @@ class ActionDef(Generic[P, R]):
 
     def __post_init__(self) -> None:
         self.signature = inspect.signature(self.fn)
-        functools.update_wrapper(self, self.fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, self.fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
         return self.fn(*args, **kwargs)

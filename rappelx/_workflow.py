@@ -49,7 +49,9 @@ class WorkflowDef:
             self._ir_json = json.dumps(self.compiled.describe(), default=str)
         return self._ir_json
 
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def bind(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Check ``args``/``kwargs`` against ``run``'s signature."""
         try:
             inspect.signature(self.original_run).bind(None, *args, **kwargs)
@@ -145,10 +147,15 @@ def workflow(
     return decorate
 
 
-def _register(cls: W, name: str, version: str | None) -> W:
+def _register(target: W, name: str, version: str | None) -> W:
+    cls: Any = target
     original = cls.__dict__.get("run")
     existing = _WORKFLOWS.get(name)
-    if existing is not None and existing.cls is not cls and _same_origin(existing.cls, cls) is False:
+    if (
+        existing is not None
+        and existing.cls is not cls
+        and _same_origin(existing.cls, cls) is False
+    ):
         raise CompileError(
             f"{DUPLICATE_WORKFLOW.format(name=name)} ({existing.cls.__module__}."
             f"{existing.cls.__qualname__} and {cls.__module__}.{cls.__qualname__})",
@@ -156,13 +163,17 @@ def _register(cls: W, name: str, version: str | None) -> W:
         )
     compiled = compile_workflow(cls, name)
     assert original is not None
-    setattr(cls, "__rappelx_run__", original)
+    cls.__rappelx_run__ = original
     engine = Engine(compiled.program, cls)
     definition_ = WorkflowDef(
-        name=name, cls=cls, compiled=compiled, engine=engine, original_run=original,
+        name=name,
+        cls=cls,
+        compiled=compiled,
+        engine=engine,
+        original_run=original,
         declared_version=version,
     )
-    setattr(cls, "__rappelx__", definition_)
+    cls.__rappelx__ = definition_
 
     @functools.wraps(original)
     async def run(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -170,9 +181,9 @@ def _register(cls: W, name: str, version: str | None) -> W:
 
         return await default_client().run(type(self), *args, **kwargs)
 
-    setattr(cls, "run", run)
+    cls.run = run
     _WORKFLOWS[name] = definition_
-    return cls
+    return target
 
 
 def _same_origin(old: type, new: type) -> bool:

@@ -13,7 +13,7 @@ Report = Callable[..., None]
 
 
 def check_function(fn: ast.AsyncFunctionDef, report: Report) -> None:
-    """Report every unsupported construct in ``fn``'s own scope (RX102–RX115)."""
+    """Report every unsupported construct in ``fn``'s own scope (RX102-RX115)."""
     for arg in ast.walk(fn.args):
         if isinstance(arg, ast.arg) and arg.arg.startswith("_rx_"):
             report(arg, diag.RESERVED_NAME, name=arg.arg)
@@ -22,9 +22,7 @@ def check_function(fn: ast.AsyncFunctionDef, report: Report) -> None:
             _check_node(node, report)
         for node in ast.walk(stmt):
             if isinstance(node, _NESTED) and _awaits_inside(node):
-                kind = {
-                    ast.Lambda: "lambda", ast.ClassDef: "class"
-                }.get(type(node), "function")
+                kind = {ast.Lambda: "lambda", ast.ClassDef: "class"}.get(type(node), "function")
                 report(node, diag.NESTED_AWAIT, kind=kind)
 
 
@@ -54,6 +52,12 @@ def _check_node(node: ast.AST, report: Report) -> None:
         report(node, diag.TRY_STAR)
     elif isinstance(node, ast.Name) and node.id.startswith("_rx_"):
         report(node, diag.RESERVED_NAME, name=node.id)
-    elif isinstance(node, ast.ExceptHandler) and node.type is not None and contains_await(node.type):
-        report(node.type, diag.UNSUPPORTED, what="an await in an except clause's type",
-               hint="; await into a variable before the try")
+    elif (
+        isinstance(node, ast.ExceptHandler) and node.type is not None and contains_await(node.type)
+    ):
+        report(
+            node.type,
+            diag.UNSUPPORTED,
+            what="an await in an except clause's type",
+            hint="; await into a variable before the try",
+        )

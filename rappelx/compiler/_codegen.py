@@ -38,6 +38,9 @@ class BlockRef:
 
     index: int
 
+    def __call__(self, scope: dict[str, Any]) -> Any:
+        raise RuntimeError("internal error: a block ran before the workflow was compiled")
+
 
 @dataclass(slots=True)
 class BlockCompiler:
@@ -46,9 +49,7 @@ class BlockCompiler:
     filename: str
     defs: list[ast.FunctionDef] = field(default_factory=list)
 
-    def statements(
-        self, body: Sequence[ast.stmt], anchor: ast.AST, locals_: set[str]
-    ) -> BlockRef:
+    def statements(self, body: Sequence[ast.stmt], anchor: ast.AST, locals_: set[str]) -> BlockRef:
         """A block running ``body``; variables it binds are written back, even on raise."""
         stores = sorted(bound_names(body) & locals_)
         inner: list[ast.stmt] = list(body) or [ast.Pass()]
@@ -75,7 +76,10 @@ class BlockCompiler:
         fn = ast.FunctionDef(
             name=f"_rx_b{len(self.defs)}",
             args=ast.arguments(
-                posonlyargs=[], args=[ast.arg(arg=SCOPE)], kwonlyargs=[], kw_defaults=[],
+                posonlyargs=[],
+                args=[ast.arg(arg=SCOPE)],
+                kwonlyargs=[],
+                kw_defaults=[],
                 defaults=[],
             ),
             body=[*_load(loads), *inner],
@@ -87,14 +91,19 @@ class BlockCompiler:
         self.defs.append(fn)
         return BlockRef(len(self.defs) - 1)
 
-    def compile(self, module_globals: dict[str, Any], helpers: dict[str, Any]) -> list[Callable[..., Any]]:
+    def compile(
+        self, module_globals: dict[str, Any], helpers: dict[str, Any]
+    ) -> list[Callable[..., Any]]:
         """Compile every block; return the functions in the order they were added."""
         names = [ast.Name(id=d.name, ctx=ast.Load()) for d in self.defs]
         factory = ast.FunctionDef(
             name="_rx_factory",
             args=ast.arguments(
-                posonlyargs=[], args=[ast.arg(arg=h) for h in RUNTIME_HELPERS],
-                kwonlyargs=[], kw_defaults=[], defaults=[],
+                posonlyargs=[],
+                args=[ast.arg(arg=h) for h in RUNTIME_HELPERS],
+                kwonlyargs=[],
+                kw_defaults=[],
+                defaults=[],
             ),
             body=[*self.defs, ast.Return(value=ast.List(elts=list(names), ctx=ast.Load()))],
             decorator_list=[],

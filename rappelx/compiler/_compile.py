@@ -6,6 +6,7 @@ import ast
 import inspect
 import sys
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -61,8 +62,9 @@ def _read_source(cls: type, reporter_for: Any) -> _Source:
         for node in ast.walk(tree):
             if hasattr(node, "col_offset"):
                 node.col_offset += indent
-                if getattr(node, "end_col_offset", None) is not None:
-                    node.end_col_offset += indent
+                end = getattr(node, "end_col_offset", None)
+                if end is not None:
+                    setattr(node, "end_col_offset", end + indent)  # noqa: B010
     classdef = next(n for n in tree.body if isinstance(n, ast.ClassDef))
     with open(filename, encoding="utf-8") as handle:
         file_lines = handle.read().splitlines()
@@ -146,14 +148,15 @@ def compile_workflow(cls: type, workflow_name: str) -> CompiledWorkflow:
     program = Program(workflow=workflow_name, functions=functions, filename=source.filename)
     graph = build_graph(program, data_flow=False)
     validate(program, graph)
-    return CompiledWorkflow(program=program, version=version_hash(program),
-                            source_lines=source.lines)
+    return CompiledWorkflow(
+        program=program, version=version_hash(program), source_lines=source.lines
+    )
 
 
 def _lower_function(
     fn_ast: ast.AsyncFunctionDef,
     helpers: dict[str, ast.AsyncFunctionDef],
-    methods: dict[str, ast.AST],
+    methods: Mapping[str, ast.AST],
     module_globals: dict[str, Any],
     blocks: BlockCompiler,
     reporter: diag.Reporter,
@@ -170,7 +173,10 @@ def _lower_function(
         sync_methods=frozenset(k for k in methods if k not in helpers),
     )
     lowerer = FunctionLowerer(
-        env=env, locals_=set(user_locals), blocks=blocks, report=reporter.error,
+        env=env,
+        locals_=set(user_locals),
+        blocks=blocks,
+        report=reporter.error,
         fresh_name=fresh,
     )
     last = fn_ast.body[-1]
@@ -202,7 +208,7 @@ def _check_recursion(calls: dict[str, list[tuple[str, ast.AST]]], reporter: diag
         path.append(fname)
         for callee, site in calls.get(fname, []):
             if state.get(callee) == 1:
-                cycle = " -> ".join([*path[path.index(callee):], callee])
+                cycle = " -> ".join([*path[path.index(callee) :], callee])
                 reporter.error(site, diag.RECURSION, cycle=cycle)
             elif callee not in state:
                 visit(callee)

@@ -42,9 +42,7 @@ NOT_AN_ACTION = Diagnostic(
     "(a workflow may await @action calls, self.run_action(...), asyncio.gather(...), "
     "asyncio.sleep(...) and its own async helper methods)",
 )
-YIELD = Diagnostic(
-    "RX105", "'{kind}' is not supported in a workflow; return a list instead"
-)
+YIELD = Diagnostic("RX105", "'{kind}' is not supported in a workflow; return a list instead")
 SCOPE_DECL = Diagnostic(
     "RX106",
     "'{kind}' is not supported in a workflow; pass values in as arguments and return "
@@ -115,9 +113,7 @@ DUPLICATE_WORKFLOW = Diagnostic(
     "a different workflow class is already registered as '{name}'; give one of them "
     "@workflow(name=...)",
 )
-UNSUPPORTED = Diagnostic(
-    "RX122", "{what} is not supported in a workflow{hint}"
-)
+UNSUPPORTED = Diagnostic("RX122", "{what} is not supported in a workflow{hint}")
 
 
 @dataclass(slots=True)

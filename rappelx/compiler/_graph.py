@@ -67,7 +67,10 @@ def build_graph(program: Program, *, data_flow: bool = True) -> nx.MultiDiGraph:
         for node in function.nodes.values():
             graph.add_node(
                 node_key(function.name, node.id),
-                function=function.name, kind=node.kind, line=node.line, label=node.label,
+                function=function.name,
+                kind=node.kind,
+                line=node.line,
+                label=node.label,
                 entry=node.id == function.entry,
             )
     for function in program.functions.values():
@@ -82,13 +85,20 @@ def _add_edges(graph: nx.MultiDiGraph, program: Program, function: Function, nod
     src = node_key(function.name, node.id)
     for target, kind in node.successors():
         graph.add_edge(
-            src, node_key(function.name, target), kind=kind,
+            src,
+            node_key(function.name, target),
+            kind=kind,
             back=(node.id, target) in function.back_edges,
             guard=getattr(node, "source", "") if kind in ("true", "false") else "",
         )
     if node.handler is not None:
-        graph.add_edge(src, node_key(function.name, node.handler), kind="exception",
-                       back=(node.id, node.handler) in function.back_edges, guard="")
+        graph.add_edge(
+            src,
+            node_key(function.name, node.handler),
+            kind="exception",
+            back=(node.id, node.handler) in function.back_edges,
+            guard="",
+        )
     if isinstance(node, Await):
         for callee in node.callees:
             helper = program.functions[callee]
@@ -115,8 +125,14 @@ def _add_data_edges(graph: nx.MultiDiGraph, function: Function) -> None:
         for reader in reads.get(var, ()):
             for writer in writers:
                 if writer != reader:
-                    graph.add_edge(node_key(function.name, writer), node_key(function.name, reader),
-                                   kind="data", var=var, back=False, guard="")
+                    graph.add_edge(
+                        node_key(function.name, writer),
+                        node_key(function.name, reader),
+                        kind="data",
+                        var=var,
+                        back=False,
+                        guard="",
+                    )
 
 
 def validate(program: Program, graph: nx.MultiDiGraph) -> None:
@@ -150,9 +166,11 @@ def describe(program: Program, *, lines: bool) -> dict[str, Any]:
         for node_id in sorted(function.nodes):
             node = function.nodes[node_id]
             entry: dict[str, Any] = {
-                "id": node.id, "kind": node.kind,
+                "id": node.id,
+                "kind": node.kind,
                 "source": getattr(node, "source", node.label),
-                "next": node.successors(), "handler": node.handler,
+                "next": node.successors(),
+                "handler": node.handler,
             }
             for attr in ("target", "return_exceptions", "var", "depth", "callees"):
                 if hasattr(node, attr):
@@ -163,8 +181,7 @@ def describe(program: Program, *, lines: bool) -> dict[str, Any]:
             if lines:
                 entry["line"] = node.line
             nodes.append(entry)
-        functions[name] = {"params": list(function.params), "entry": function.entry,
-                           "nodes": nodes}
+        functions[name] = {"params": list(function.params), "entry": function.entry, "nodes": nodes}
     return {"workflow": program.workflow, "functions": functions}
 
 

@@ -117,8 +117,13 @@ class FunctionLowerer:
         fn = self.blocks.statements(body, anchor, self.locals_)
         return self.emit(
             Exec(
-                id=self.reserve(), line=_line(anchor), label=source, handler=ctx.handler,
-                fn=fn, next=next_id, source=source,  # type: ignore[arg-type]
+                id=self.reserve(),
+                line=_line(anchor),
+                label=source,
+                handler=ctx.handler,
+                fn=fn,
+                next=next_id,
+                source=source,
             )
         )
 
@@ -170,8 +175,13 @@ class FunctionLowerer:
         source = "\n".join(ast.unparse(s) for s in stmts)
         return self.emit(
             Exec(
-                id=self.reserve(), line=stmts[0].lineno, label=_label(stmts[0]),
-                handler=ctx.handler, fn=fn, next=next_id, source=source,  # type: ignore[arg-type]
+                id=self.reserve(),
+                line=stmts[0].lineno,
+                label=_label(stmts[0]),
+                handler=ctx.handler,
+                fn=fn,
+                next=next_id,
+                source=source,
             )
         )
 
@@ -222,9 +232,17 @@ class FunctionLowerer:
             self.calls.append((helper, call))
         return self.emit(
             Await(
-                id=self.reserve(), line=call.lineno, label=_label(call), handler=ctx.handler,
-                fn=fn, what=what, target=target, next=next_id, source=ast.unparse(call),  # type: ignore[arg-type]
-                return_exceptions=return_exceptions, callees=callees,
+                id=self.reserve(),
+                line=call.lineno,
+                label=_label(call),
+                handler=ctx.handler,
+                fn=fn,
+                what=what,
+                target=target,
+                next=next_id,
+                source=ast.unparse(call),
+                return_exceptions=return_exceptions,
+                callees=callees,
             )
         )
 
@@ -236,7 +254,9 @@ class FunctionLowerer:
         for arg in [*call.args, *(k.value for k in call.keywords)]:
             self.check_inline(arg)
         if callee.kind in ("action", "missing"):
-            return ast.Call(func=name("_rx_act"), args=[call.func, *call.args], keywords=call.keywords)
+            return ast.Call(
+                func=name("_rx_act"), args=[call.func, *call.args], keywords=call.keywords
+            )
         if callee.kind == "helper":
             assert isinstance(call.func, ast.Attribute)
             return ast.Call(
@@ -266,8 +286,10 @@ class FunctionLowerer:
         return_exceptions = False
         for keyword in call.keywords:
             value = keyword.value
-            if keyword.arg == "return_exceptions" and isinstance(value, ast.Constant) and isinstance(
-                value.value, bool
+            if (
+                keyword.arg == "return_exceptions"
+                and isinstance(value, ast.Constant)
+                and isinstance(value.value, bool)
             ):
                 return_exceptions = value.value
             else:
@@ -332,7 +354,9 @@ def _rewrite_bare_raise(stmt: ast.stmt, exc_var: str) -> None:
     """``raise`` inside a lowered handler re-raises the handled exception by name."""
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.ExceptHandler | ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        if isinstance(
+            node, ast.ExceptHandler | ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+        ):
             return
         if isinstance(node, ast.Raise) and node.exc is None:
             node.exc = ast.copy_location(name(exc_var), node)
@@ -412,11 +436,15 @@ def normalize(lw: FunctionLowerer, stmt: ast.stmt) -> list[ast.stmt]:
     if isinstance(stmt, ast.AugAssign):
         return _normalize_augassign(lw, stmt)
     if isinstance(stmt, ast.Raise):
-        pre: list[ast.stmt] = []
+        pre = []
         exc = stmt.exc
         if exc is not None:
             pre, exc = hoist.expr(exc)
-            if stmt.cause is not None and contains_await(stmt.cause) and not isinstance(exc, ast.Name):
+            if (
+                stmt.cause is not None
+                and contains_await(stmt.cause)
+                and not isinstance(exc, ast.Name)
+            ):
                 temp = lw.fresh("t")
                 pre.append(assign(temp, exc, stmt))
                 exc = name(temp)
@@ -433,8 +461,12 @@ def normalize(lw: FunctionLowerer, stmt: ast.stmt) -> list[ast.stmt]:
             check = ast.If(test=ast.UnaryOp(op=ast.Not(), operand=test), body=body, orelse=[])
             return [*pre, ast.copy_location(check, stmt)]
         return [*pre, ast.copy_location(ast.Assert(test=test, msg=stmt.msg), stmt)]
-    lw.report(stmt, diag.UNSUPPORTED, what=f"an await inside '{type(stmt).__name__.lower()}'",
-              hint="; await into a variable on the line before")
+    lw.report(
+        stmt,
+        diag.UNSUPPORTED,
+        what=f"an await inside '{type(stmt).__name__.lower()}'",
+        hint="; await into a variable on the line before",
+    )
     return []
 
 
@@ -486,8 +518,13 @@ def lower_return(lw: FunctionLowerer, stmt: ast.Return, next_id: int, ctx: Ctx) 
     fn = lw.expr_block(stmt.value, stmt) if stmt.value is not None else None
     return lw.emit(
         Return(
-            id=lw.reserve(), line=stmt.lineno, label=_label(stmt), handler=ctx.handler,
-            fn=fn, finally_stack=ctx.finally_stack, source=ast.unparse(stmt),  # type: ignore[arg-type]
+            id=lw.reserve(),
+            line=stmt.lineno,
+            label=_label(stmt),
+            handler=ctx.handler,
+            fn=fn,
+            finally_stack=ctx.finally_stack,
+            source=ast.unparse(stmt),
         )
     )
 
@@ -502,8 +539,13 @@ def lower_jump(lw: FunctionLowerer, stmt: ast.stmt, next_id: int, ctx: Ctx) -> i
         return target
     return lw.emit(
         Jump(
-            id=lw.reserve(), line=stmt.lineno, label=_label(stmt), handler=ctx.handler,
-            target=target, depth=loop.depth, finally_stack=ctx.finally_stack,
+            id=lw.reserve(),
+            line=stmt.lineno,
+            label=_label(stmt),
+            handler=ctx.handler,
+            target=target,
+            depth=loop.depth,
+            finally_stack=ctx.finally_stack,
         )
     )
 
@@ -516,8 +558,14 @@ def lower_if(lw: FunctionLowerer, stmt: ast.If, next_id: int, ctx: Ctx) -> int:
     pre, test = lw.hoister.expr(stmt.test)
     branch = lw.emit(
         Branch(
-            id=lw.reserve(), line=stmt.lineno, label=f"if {_label(test)}", handler=ctx.handler,
-            fn=lw.expr_block(test, stmt), true=true, false=false, source=ast.unparse(test),  # type: ignore[arg-type]
+            id=lw.reserve(),
+            line=stmt.lineno,
+            label=f"if {_label(test)}",
+            handler=ctx.handler,
+            fn=lw.expr_block(test, stmt),
+            true=true,
+            false=false,
+            source=ast.unparse(test),
         )
     )
     return lw.block(pre, branch, ctx)
@@ -534,8 +582,14 @@ def lower_while(lw: FunctionLowerer, stmt: ast.While, next_id: int, ctx: Ctx) ->
     body = lw.block(stmt.body, head, replace(ctx, loop=loop))
     lw.emit(
         Branch(
-            id=branch_id, line=stmt.lineno, label=f"while {_label(test)}", handler=ctx.handler,
-            fn=lw.expr_block(test, stmt), true=body, false=after_else, source=ast.unparse(test),  # type: ignore[arg-type]
+            id=branch_id,
+            line=stmt.lineno,
+            label=f"while {_label(test)}",
+            handler=ctx.handler,
+            fn=lw.expr_block(test, stmt),
+            true=body,
+            false=after_else,
+            source=ast.unparse(test),
         )
     )
     return head
@@ -555,15 +609,21 @@ def lower_for(lw: FunctionLowerer, stmt: ast.For, next_id: int, ctx: Ctx) -> int
     ]
     body = lw.block([*bind, *stmt.body], head, replace(ctx, loop=loop))
     condition = ast.Compare(
-        left=name(index), ops=[ast.Lt()],
+        left=name(index),
+        ops=[ast.Lt()],
         comparators=[ast.Call(func=name("len"), args=[name(seq)], keywords=[])],
     )
     ast.copy_location(condition, stmt)
     lw.emit(
         Branch(
-            id=head, line=stmt.lineno, label=f"for {_label(stmt.target)} in {_label(stmt.iter)}",
-            handler=ctx.handler, fn=lw.blocks.expression(condition, stmt, lw.locals_),  # type: ignore[arg-type]
-            true=body, false=after_else, source=ast.unparse(condition),
+            id=head,
+            line=stmt.lineno,
+            label=f"for {_label(stmt.target)} in {_label(stmt.iter)}",
+            handler=ctx.handler,
+            fn=lw.blocks.expression(condition, stmt, lw.locals_),
+            true=body,
+            false=after_else,
+            source=ast.unparse(condition),
         )
     )
     pre, iterable = lw.hoister.expr(stmt.iter)
@@ -573,8 +633,13 @@ def lower_for(lw: FunctionLowerer, stmt: ast.For, next_id: int, ctx: Ctx) -> int
     fn = lw.blocks.statements(init, stmt, lw.locals_)
     init_id = lw.emit(
         Exec(
-            id=lw.reserve(), line=stmt.lineno, label=f"iter({_label(stmt.iter)})",
-            handler=ctx.handler, fn=fn, next=head, source=ast.unparse(stmt.iter),  # type: ignore[arg-type]
+            id=lw.reserve(),
+            line=stmt.lineno,
+            label=f"iter({_label(stmt.iter)})",
+            handler=ctx.handler,
+            fn=fn,
+            next=head,
+            source=ast.unparse(stmt.iter),
         )
     )
     return lw.block(pre, init_id, ctx)
@@ -589,16 +654,27 @@ def lower_try(lw: FunctionLowerer, stmt: ast.Try, next_id: int, ctx: Ctx) -> int
         anchor = stmt.finalbody[0]
         exit_id = lw.emit(
             FinallyExit(
-                id=lw.reserve(), line=_line(stmt.finalbody[-1]), label="end of finally",
-                handler=ctx.handler, var=pending, outer=ctx.finally_stack, next=next_id,
+                id=lw.reserve(),
+                line=_line(stmt.finalbody[-1]),
+                label="end of finally",
+                handler=ctx.handler,
+                var=pending,
+                outer=ctx.finally_stack,
+                next=next_id,
             )
         )
         entry = lw.block(stmt.finalbody, exit_id, ctx)
         cont = lw.code(f"{pending} = None", anchor, entry, ctx)
         land = lw.code(f"{pending} = ('x', {caught})", anchor, entry, ctx)
         catch = lw.emit(
-            Catch(id=lw.reserve(), line=stmt.lineno, label="finally", handler=ctx.handler,
-                  var=caught, next=land)
+            Catch(
+                id=lw.reserve(),
+                line=stmt.lineno,
+                label="finally",
+                handler=ctx.handler,
+                var=caught,
+                next=land,
+            )
         )
         inner = replace(ctx, handler=catch, finally_stack=(*ctx.finally_stack, (pending, entry)))
     body_ctx = inner
@@ -626,12 +702,23 @@ def _lower_handlers(lw: FunctionLowerer, stmt: ast.Try, cont: int, inner: Ctx) -
         ast.copy_location(test, handler.type)
         dispatch = lw.emit(
             Branch(
-                id=lw.reserve(), line=handler.lineno, label=f"except {_label(handler.type)}",
-                handler=inner.handler, fn=lw.expr_block(test, handler),  # type: ignore[arg-type]
-                true=entry, false=dispatch, source=ast.unparse(handler.type),
+                id=lw.reserve(),
+                line=handler.lineno,
+                label=f"except {_label(handler.type)}",
+                handler=inner.handler,
+                fn=lw.expr_block(test, handler),
+                true=entry,
+                false=dispatch,
+                source=ast.unparse(handler.type),
             )
         )
     return lw.emit(
-        Catch(id=lw.reserve(), line=stmt.lineno, label="except", handler=inner.handler,
-              var=caught, next=dispatch)
+        Catch(
+            id=lw.reserve(),
+            line=stmt.lineno,
+            label="except",
+            handler=inner.handler,
+            var=caught,
+            next=dispatch,
+        )
     )

@@ -8,8 +8,8 @@ down the module) is resolved again when the step runs.
 
 from __future__ import annotations
 
-import asyncio
 import ast
+import asyncio
 import builtins
 import types
 from dataclasses import dataclass

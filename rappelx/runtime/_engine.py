@@ -159,8 +159,13 @@ class Engine:
         scope = self._bind("run", workflow, args, kwargs)
         run = self.functions["run"]
         state = InstanceState(
-            seed=seed, counter=0, fibers={0: Fiber([Frame("run", run.entry, scope)])},
-            joins={}, actions={}, timers={}, workflow=workflow,
+            seed=seed,
+            counter=0,
+            fibers={0: Fiber([Frame("run", run.entry, scope)])},
+            joins={},
+            actions={},
+            timers={},
+            workflow=workflow,
         )
         commands: list[Command] = []
         self._run(state, deque([(0, None)]), commands)
@@ -175,8 +180,9 @@ class Engine:
         if isinstance(event, ActionCompleted):
             pending = state.actions.pop(event.action_id, None)
             if pending is not None:
-                self._deliver(state, pending.fiber, pending.join, pending.slot, event.value, True,
-                              runnable)
+                self._deliver(
+                    state, pending.fiber, pending.join, pending.slot, event.value, True, runnable
+                )
         elif isinstance(event, ActionFailed):
             pending = state.actions.get(event.action_id)
             if pending is not None:
@@ -186,8 +192,9 @@ class Engine:
                     commands.append(self._dispatch_command(event.action_id, pending, delay))
                     return state, commands
                 del state.actions[event.action_id]
-                self._deliver(state, pending.fiber, pending.join, pending.slot, event.error,
-                              False, runnable)
+                self._deliver(
+                    state, pending.fiber, pending.join, pending.slot, event.error, False, runnable
+                )
         elif isinstance(event, TimerFired):
             sleeper = state.timers.pop(event.timer_id, None)
             if sleeper is not None:
@@ -215,10 +222,10 @@ class Engine:
 
     def loads(self, data: bytes) -> InstanceState:
         """The inverse of :meth:`dumps`."""
-        loaded = _codec.loads(data)
-        state, attributes = loaded  # type: ignore[misc]
+        loaded: Any = _codec.loads(data)
+        state, attributes = loaded
         assert isinstance(state, InstanceState)
-        workflow = self.workflow_cls.__new__(self.workflow_cls)
+        workflow: Any = object.__new__(self.workflow_cls)
         vars(workflow).update(attributes)
         state.workflow = workflow
         for fiber in state.fibers.values():
@@ -434,8 +441,13 @@ class Engine:
         defn = call.action
         action_id = self._next_id(state)
         pending = Pending(
-            fiber=fiber_id, join=join, slot=slot, action=defn.name, args=call.args,
-            kwargs=call.kwargs, queue=defn.queue,
+            fiber=fiber_id,
+            join=join,
+            slot=slot,
+            action=defn.name,
+            args=call.args,
+            kwargs=call.kwargs,
+            queue=defn.queue,
             timeout=call.timeout if call.timeout is not None else defn.timeout,
         )
         if call.retry is not None:
@@ -450,9 +462,14 @@ class Engine:
     @staticmethod
     def _dispatch_command(action_id: int, pending: Pending, delay: float) -> DispatchAction:
         return DispatchAction(
-            action_id=action_id, action=pending.action, args=pending.args,
-            kwargs=pending.kwargs, queue=pending.queue, timeout=pending.timeout,
-            attempt=pending.attempt, delay=delay,
+            action_id=action_id,
+            action=pending.action,
+            args=pending.args,
+            kwargs=pending.kwargs,
+            queue=pending.queue,
+            timeout=pending.timeout,
+            attempt=pending.attempt,
+            delay=delay,
         )
 
     def _retry_delay(
@@ -502,7 +519,12 @@ class Engine:
         runnable.append((fiber_id, None))
 
     def _fill_join(
-        self, state: InstanceState, join_id: int, slot: int, value: Any, ok: bool,
+        self,
+        state: InstanceState,
+        join_id: int,
+        slot: int,
+        value: Any,
+        ok: bool,
         runnable: Runnable,
     ) -> None:
         join = state.joins[join_id]
@@ -534,7 +556,7 @@ class Engine:
     ) -> dict[str, Any]:
         import inspect
 
-        run = self.workflow_cls.__dict__.get("__rappelx_run__") or self.workflow_cls.run
+        run = self.workflow_cls.__dict__.get("__rappelx_run__") or getattr(self.workflow_cls, "run")  # noqa: B009
         bound = inspect.signature(run).bind(workflow, *args, **kwargs)
         bound.apply_defaults()
         return dict(bound.arguments)
@@ -559,7 +581,8 @@ class Engine:
                         _codec.dumps(value)
                     except Exception as inner:
                         what = (
-                            f"variable '{name}'" if not name.startswith("_rx_")
+                            f"variable '{name}'"
+                            if not name.startswith("_rx_")
                             else "a value computed before the await"
                         )
                         return StateError(
@@ -567,6 +590,9 @@ class Engine:
                             f"be persisted across the await at line {line}: {inner}. Keep only "
                             "plain data, dataclasses, pydantic models and enums in variables "
                             "that live across an await (or delete it before the await).",
-                            variable=name, line=line,
+                            variable=name,
+                            line=line,
                         )
-        return StateError(f"the state of workflow {self.program.workflow} cannot be persisted: {exc}")
+        return StateError(
+            f"the state of workflow {self.program.workflow} cannot be persisted: {exc}"
+        )

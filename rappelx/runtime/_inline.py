@@ -57,7 +57,9 @@ class InlineRunner:
                     continue
                 outcome = self._apply(commands)
                 if outcome is not None:
-                    return outcome.value if isinstance(outcome, CompleteWorkflow) else _raise(outcome)
+                    return (
+                        outcome.value if isinstance(outcome, CompleteWorkflow) else _raise(outcome)
+                    )
                 state, commands = await self._next(state)
         finally:
             for task in self._running:
@@ -113,7 +115,8 @@ class InlineRunner:
     async def _execute(self, command: DispatchAction) -> Event:
         try:
             fn = self._function(command.action)
-            args, kwargs = _codec.loads(_codec.dumps((command.args, command.kwargs)))  # type: ignore[misc]
+            copied: Any = _codec.loads(_codec.dumps((command.args, command.kwargs)))
+            args, kwargs = copied
             value = await _call(fn, args, kwargs, command)
             return ActionCompleted(command.action_id, _codec.loads(_codec.dumps(value)))
         except Exception as exc:
@@ -164,9 +167,7 @@ def _normalize_overrides(overrides: Overrides) -> dict[str, Callable[..., Any]]:
         elif isinstance(key, str):
             out[key] = replacement
         else:
-            raise RappelxError(
-                f"overrides keys are @action functions or action names, not {key!r}"
-            )
+            raise RappelxError(f"overrides keys are @action functions or action names, not {key!r}")
     return out
 
 
