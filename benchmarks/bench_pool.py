@@ -156,7 +156,7 @@ def _runner(use_uvloop: bool) -> Callable[[Coroutine[Any, Any, None]], None]:
         except ImportError:
             pass
         else:
-            return uvloop.run  # type: ignore[no-any-return]
+            return uvloop.run
     return asyncio.run
 
 

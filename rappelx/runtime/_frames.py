@@ -49,7 +49,7 @@ def encode_frame(message: Any) -> bytes:
     Raises:
         FrameError: The packed message exceeds :data:`MAX_FRAME`.
     """
-    body = msgpack.packb(message, use_bin_type=True)
+    body: bytes = msgpack.packb(message, use_bin_type=True)
     if len(body) > MAX_FRAME:
         raise FrameError(
             f"a frame of {len(body)} bytes exceeds the limit of {MAX_FRAME}; "

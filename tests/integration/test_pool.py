@@ -379,9 +379,7 @@ async def test_a_module_that_does_not_exist_fails_start_with_the_traceback():
     assert worker_children() == set()
 
 
-async def test_a_module_that_raises_on_import_fails_start_with_its_traceback(
-    tmp_path, monkeypatch
-):
+async def test_a_module_that_raises_on_import_fails_start_with_its_traceback(tmp_path, monkeypatch):
     (tmp_path / "broken_actions_mod.py").write_text(
         textwrap.dedent(
             """
