@@ -16,9 +16,10 @@ How it is laid out:
 - ``_codec_classes.py``: ext codes; which classes are accepted; finding a class by name
   without importing anything.
 - ``_codec_scan.py``: does the value share objects? If not, the fast path packs it in C
-  with a ``default`` hook (``_codec_encode.py``).
+  with a ``default`` hook (``_codec_encode.py``); ``_codec_classes.py`` documents the format.
 - ``_codec_graph.py``: the encoder for shared and cyclic values, and for error paths.
-- ``_codec_decode.py``: the ``ext_hook`` that rebuilds values without running user code.
+- ``_codec_decode.py`` and ``_codec_decode_objects.py``: the unpacker hooks that rebuild
+  values without running user code.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ from rappelx.runtime._codec_graph import GraphEncoder
 from rappelx.runtime._codec_scan import find_shared
 
 __all__ = ["dumps", "loads"]
-
-_ROOT_DECODER = Decoder(None)
 
 
 def dumps(value: object) -> bytes:
@@ -81,7 +80,7 @@ def loads(data: bytes) -> object:
             accepted kind.
     """
     try:
-        return _ROOT_DECODER.unpack(data)
+        return Decoder().decode(data)
     except CodecError:
         raise
     except Exception as exc:

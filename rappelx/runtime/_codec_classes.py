@@ -18,27 +18,36 @@ from types import MemberDescriptorType, ModuleType
 from typing import Any, Final
 from uuid import UUID
 
+from msgpack import ExtType
+
 # Ext type codes. They are written into durable payloads: never renumber one.
-GRAPH: Final = 1  # the whole value, when it holds shared or cyclic objects
-REF: Final = 2  # a later occurrence of a shared object
-SHARED: Final = 3  # the first occurrence of a shared object: [ref, code, header, body bytes]
-BIGINT: Final = 4
-TUPLE: Final = 5
-SET: Final = 6
-FROZENSET: Final = 7
-BYTEARRAY: Final = 8
-LIST: Final = 9  # only inside SHARED; a plain list is a msgpack array
-DICT: Final = 10  # only inside SHARED; a plain dict is a msgpack map
-DATETIME: Final = 11
-DATE: Final = 12
-TIME: Final = 13
-TIMEDELTA: Final = 14
-UUID_: Final = 15
-DECIMAL: Final = 16
-ENUM: Final = 17
-DATACLASS: Final = 18
-PYDANTIC: Final = 19
-EXCEPTION: Final = 20
+#
+# Two shapes. A *value* ext decodes to its value on its own (BIGINT, DATE, UUID_,
+# DECIMAL, BYTEARRAY, REF). A *marker* ext only ever starts a msgpack array,
+# ``[marker, *content]``, and says what the array stands for: the unpacker's list hook
+# rebuilds the value from the content, so nothing is packed twice. The array's elements
+# are decoded after its marker, which lets a SHARED marker create (and register) its
+# object before anything inside that object refers back to it.
+REF: Final = 2  # value: later occurrence of a shared object; data = ref number
+SHARED: Final = 3  # marker: first occurrence; data = ref (4 bytes), kind code, class name
+BIGINT: Final = 4  # value: signed big-endian bytes
+TUPLE: Final = 5  # marker: [m, *items]
+SET: Final = 6  # marker: [m, *items]
+FROZENSET: Final = 7  # marker: [m, *items]
+BYTEARRAY: Final = 8  # value: the bytes; inside SHARED: [m, bytes]
+LIST: Final = 9  # only as a SHARED kind: [m, *items]; a plain list is a msgpack array
+DICT: Final = 10  # only as a SHARED kind: [m, map]; a plain dict is a msgpack map
+DATETIME: Final = 11  # marker: [m, year, month, day, hour, minute, second, us, fold, tz]
+DATE: Final = 12  # value: proleptic ordinal, big-endian
+TIME: Final = 13  # marker: [m, hour, minute, second, us, fold, tz]
+TIMEDELTA: Final = 14  # marker: [m, days, seconds, us]
+UUID_: Final = 15  # value: the 16 bytes
+DECIMAL: Final = 16  # value: str(decimal), ASCII
+ENUM: Final = 17  # marker, data = b"module:qualname": [m, name | [names of a Flag]]
+DATACLASS: Final = 18  # marker, data = class name: [m, {attribute: value}]
+PYDANTIC: Final = 19  # marker, data = class name: [m, {"fields": ..., "set": ..., ...}]
+EXCEPTION: Final = 20  # marker, data = class name: [m, message, args, attrs, cause,
+#                        context, suppress_context, builtin fields]
 
 # Values msgpack packs natively and unpacks back to the very same type.
 ATOMIC: Final[frozenset[type]] = frozenset({type(None), bool, int, float, str, bytes})
@@ -83,15 +92,18 @@ class ClassInfo:
 
     Attributes:
         code: The ext code of the class's kind (ENUM, DATACLASS, PYDANTIC or EXCEPTION).
-        header: ``(module, qualname)``; payloads hold it as ``[*header, ...]``.
+        marker: The ext that starts every encoded instance (names the class).
         slot_fields: Dataclass fields stored in ``__slots__`` rather than ``__dict__``.
         has_dict: Whether instances have a ``__dict__``.
+        builtin_fields: For exceptions, the C-level fields of builtin base classes
+            (``errno``, ``name``, ``value``...), as ``(name, member descriptor)``.
     """
 
     code: int
-    header: tuple[str, str]
+    marker: ExtType
     slot_fields: tuple[str, ...] = ()
     has_dict: bool = True
+    builtin_fields: tuple[tuple[str, Any], ...] = ()
 
     @property
     def tracked(self) -> bool:
@@ -130,14 +142,22 @@ def class_info(cls: type, *, reachable: bool = True) -> ClassInfo:
     header = (cls.__module__, cls.__qualname__)
     if reachable and code != EXCEPTION and find_class(*header) is not cls:
         raise EncodeFailure(_unreachable_reason(cls))
+    marker = ExtType(code, f"{cls.__module__}:{cls.__qualname__}".encode())
     if code == DATACLASS:
-        info = ClassInfo(code, header, _slot_fields(cls), cls.__dictoffset__ != 0)
+        info = ClassInfo(code, marker, _slot_fields(cls), cls.__dictoffset__ != 0)
+    elif code == EXCEPTION:
+        info = ClassInfo(code, marker, builtin_fields=_builtin_fields(cls))
     else:
-        info = ClassInfo(code, header)
+        info = ClassInfo(code, marker)
     # Only classes reachable by name are cached: they live as long as their module does.
     if find_class(*header) is cls:
         _CACHE[cls] = info
     return info
+
+
+def is_cached(cls: type) -> bool:
+    """Whether ``cls`` is a known good class (so per-class plans may be cached too)."""
+    return cls in _CACHE
 
 
 def kind_of(cls: type) -> int | None:
@@ -175,6 +195,22 @@ def find_class(module: str, qualname: str) -> object | None:
             return None
         found = vars(found).get(part)
     return found
+
+
+def _builtin_fields(cls: type) -> tuple[tuple[str, Any], ...]:
+    fields = []
+    for klass in cls.__mro__:
+        if klass.__module__ != "builtins":
+            continue
+        for name, descriptor in vars(klass).items():
+            if isinstance(descriptor, MemberDescriptorType) and name not in _NOT_KEPT:
+                fields.append((name, descriptor))
+    return tuple(fields)
+
+
+# Builtin exception fields not carried: dunders are handled apart, AttributeError.obj is
+# an arbitrary object, and an exception group's fields come from its args.
+_NOT_KEPT: Final = frozenset({"__suppress_context__", "obj", "message", "exceptions"})
 
 
 def _slot_fields(cls: type) -> tuple[str, ...]:

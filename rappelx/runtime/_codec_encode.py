@@ -2,11 +2,13 @@
 
 msgpack packs None, bool, int, float, str, bytes, list and dict itself, in C. With
 ``strict_types=True`` it hands everything else (tuples, subclasses, big ints, ...) to
-:func:`default`, which returns an ``ExtType`` whose payload is packed the same way. That
-keeps per-value Python work to the values msgpack cannot carry natively.
+:func:`default`, which returns either a value ext or a ``[marker, *content]`` list that
+the packer then packs natively, calling :func:`default` again for what is inside. So
+per-value Python work is one call per value msgpack cannot carry, and nothing is
+packed twice.
 
-The graph encoder (``_codec_graph.py``) reuses the leaf encoders and the state helpers
-here, so both paths write identical bytes for the same unshared value.
+The graph encoder (``_codec_graph.py``) reuses these helpers, so both paths write the
+same bytes for the same unshared value.
 """
 
 from __future__ import annotations
@@ -25,44 +27,53 @@ from msgpack import ExtType, Packer
 from rappelx.runtime import _codec_classes as c
 from rappelx.runtime._codec_classes import ClassInfo, EncodeFailure
 
+# Markers of the builtin kinds: they name no class, so their data is empty.
+TUPLE_MARKER: Final = ExtType(c.TUPLE, b"")
+SET_MARKER: Final = ExtType(c.SET, b"")
+FROZENSET_MARKER: Final = ExtType(c.FROZENSET, b"")
+DATETIME_MARKER: Final = ExtType(c.DATETIME, b"")
+TIME_MARKER: Final = ExtType(c.TIME, b"")
+TIMEDELTA_MARKER: Final = ExtType(c.TIMEDELTA, b"")
+
 
 def pack(value: object) -> bytes:
-    """Pack ``value`` with the codec's rules (a fresh packer: packing nests)."""
-    return bytes(Packer(default=default, strict_types=True, use_bin_type=True).pack(value))
+    """Pack ``value`` with the codec's rules."""
+    # A fresh packer per call: one shared packer would need a lock, and a small first
+    # buffer, grown as needed, is cheaper to allocate than msgpack's default 1 MiB.
+    packer = Packer(default=default, strict_types=True, use_bin_type=True, buf_size=1024)
+    return packer.pack(value)  # type: ignore[no-any-return]
 
 
-def default(obj: object) -> ExtType:
+def default(obj: object) -> object:
     """The msgpack ``default`` hook: encode one value msgpack cannot pack itself.
 
     Raises:
         EncodeFailure: The value is not supported.
     """
     cls = type(obj)
-    leaf = LEAF_ENCODERS.get(cls)
-    if leaf is not None:
-        return leaf(obj)
-    if cls is tuple:
-        return ExtType(c.TUPLE, pack(list(obj)))  # type: ignore[call-overload]
-    if cls is set:
-        return ExtType(c.SET, pack(list(obj)))  # type: ignore[call-overload]
-    if cls is frozenset:
-        return ExtType(c.FROZENSET, pack(list(obj)))  # type: ignore[call-overload]
+    encode = BUILTIN_ENCODERS.get(cls)
+    if encode is not None:
+        return encode(obj)
     info = c.class_info(cls)
     if info.code == c.ENUM:
-        return encode_enum(obj, info)  # type: ignore[arg-type]
+        return [info.marker, enum_name(obj)]  # type: ignore[arg-type]
     if info.code == c.EXCEPTION:
-        header, body = exception_parts(obj)  # type: ignore[arg-type]
-        return ExtType(c.EXCEPTION, pack([*header, body]))
-    return ExtType(info.code, pack([*info.header, object_state(obj, info)]))
+        return [info.marker, *exception_content(obj, info)]  # type: ignore[arg-type]
+    return [info.marker, object_state(obj, info)]
 
 
-# ------------------------------------------------------------------------------ leaves
+# ---------------------------------------------------------------------------- builtins
 def _encode_bigint(value: int) -> ExtType:
     # Reached only for ints beyond msgpack's 64-bit range (the packer overflowed).
     return ExtType(c.BIGINT, value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True))
 
 
-def _encode_tz(tz: tzinfo | None) -> object:
+def encode_tz(tz: tzinfo | None) -> object:
+    """Encode a time zone: None, a ZoneInfo key, or ``[offset in µs, name or None]``.
+
+    Raises:
+        EncodeFailure: Another kind of ``tzinfo``.
+    """
     if tz is None:
         return None
     if type(tz) is timezone:
@@ -79,52 +90,52 @@ def _encode_tz(tz: tzinfo | None) -> object:
     )
 
 
-def _encode_datetime(value: datetime) -> ExtType:
-    fields: list[object] = [value.year, value.month, value.day, value.hour, value.minute]
-    fields += [value.second, value.microsecond, value.fold, _encode_tz(value.tzinfo)]
-    return ExtType(c.DATETIME, pack(fields))
+def _encode_datetime(value: datetime) -> list[object]:
+    return [
+        DATETIME_MARKER,
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        value.fold,
+        encode_tz(value.tzinfo),
+    ]
 
 
-def _encode_time(value: time) -> ExtType:
-    fields = [value.hour, value.minute, value.second, value.microsecond, value.fold]
-    return ExtType(c.TIME, pack([*fields, _encode_tz(value.tzinfo)]))
+def _encode_time(value: time) -> list[object]:
+    tz = encode_tz(value.tzinfo)
+    return [TIME_MARKER, value.hour, value.minute, value.second, value.microsecond, value.fold, tz]
 
 
-def _encode_date(value: date) -> ExtType:
-    return ExtType(c.DATE, pack(value.toordinal()))
-
-
-def _encode_timedelta(value: timedelta) -> ExtType:
-    return ExtType(c.TIMEDELTA, pack([value.days, value.seconds, value.microseconds]))
-
-
-def _encode_uuid(value: UUID) -> ExtType:
-    return ExtType(c.UUID_, value.bytes)
-
-
-def _encode_decimal(value: Decimal) -> ExtType:
-    return ExtType(c.DECIMAL, str(value).encode("ascii"))
-
-
-LEAF_ENCODERS: Final[dict[type, Callable[[Any], ExtType]]] = {
+BUILTIN_ENCODERS: Final[dict[type, Callable[[Any], object]]] = {
     int: _encode_bigint,
+    tuple: lambda value: [TUPLE_MARKER, *value],
+    set: lambda value: [SET_MARKER, *value],
+    frozenset: lambda value: [FROZENSET_MARKER, *value],
     datetime: _encode_datetime,
-    date: _encode_date,
+    date: lambda value: ExtType(c.DATE, value.toordinal().to_bytes(4, "big")),
     time: _encode_time,
-    timedelta: _encode_timedelta,
-    UUID: _encode_uuid,
-    Decimal: _encode_decimal,
+    timedelta: lambda value: [TIMEDELTA_MARKER, value.days, value.seconds, value.microseconds],
+    UUID: lambda value: ExtType(c.UUID_, value.bytes),
+    Decimal: lambda value: ExtType(c.DECIMAL, str(value).encode("ascii")),
 }
 
 
-def encode_enum(member: Enum, info: ClassInfo) -> ExtType:
-    """Encode an Enum member by class and member name (Flag combinations: names list)."""
+def enum_name(member: Enum) -> object:
+    """Return what identifies ``member`` in its class: its name (Flag combinations: names).
+
+    Raises:
+        EncodeFailure: A pseudo-member that is not a Flag combination.
+    """
     name: object = member._name_
     if name not in type(member).__members__:
         if not isinstance(member, Flag):
             raise EncodeFailure(f"{member!r} is not a member of {c.type_name(type(member))}")
         name = [part._name_ for part in member]
-    return ExtType(c.ENUM, pack([*info.header, name]))
+    return name
 
 
 # ------------------------------------------------------------------------ object state
@@ -140,7 +151,7 @@ def object_state(obj: object, info: ClassInfo) -> dict[str, object]:
     return state
 
 
-_PYDANTIC_SLOTS: Final = ("__pydantic_extra__", "__pydantic_private__")
+PYDANTIC_SLOTS: Final = ("__pydantic_extra__", "__pydantic_private__")
 
 
 def pydantic_state(model: Any) -> dict[str, object]:
@@ -153,7 +164,7 @@ def pydantic_state(model: Any) -> dict[str, object]:
         "fields": model.__dict__,
         "set": sorted(model.__pydantic_fields_set__),
     }
-    for slot in _PYDANTIC_SLOTS:
+    for slot in PYDANTIC_SLOTS:
         try:
             value = object.__getattribute__(model, slot)
         except AttributeError:  # root models leave these unset
@@ -170,18 +181,28 @@ def _without_undefined(private: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in private.items() if v is not undefined}
 
 
-def exception_parts(exc: BaseException) -> tuple[list[object], list[object]]:
-    """Split an exception into ``header`` (what building it needs) and ``body``.
+def exception_content(exc: BaseException, info: ClassInfo) -> list[object]:
+    """Return what follows an exception's marker.
 
-    The header is ``[module, qualname, message, args]``; the message is ``str(exc)``,
-    kept for a process that cannot find the class. The body is ``[attributes, cause,
-    context, suppress_context]``. The traceback is dropped.
+    ``[message, args, attributes, cause, context, suppress_context, builtin fields]``:
+    the message is ``str(exc)``, kept for a process that cannot find the class; builtin
+    fields are C-level ones like ``OSError.errno`` or ``ImportError.name`` that are not
+    in ``__dict__`` (None ones left out). The traceback is dropped.
     """
-    cls = type(exc)
-    header: list[object] = [cls.__module__, cls.__qualname__, _message(exc), list(exc.args)]
-    body: list[object] = [exc.__dict__, exc.__cause__, exc.__context__]
-    body.append(exc.__suppress_context__)
-    return header, body
+    fields = {}
+    for name, descriptor in info.builtin_fields:
+        value = descriptor.__get__(exc)
+        if value is not None:
+            fields[name] = value
+    return [
+        _message(exc),
+        list(exc.args),
+        exc.__dict__,
+        exc.__cause__,
+        exc.__context__,
+        exc.__suppress_context__,
+        fields,
+    ]
 
 
 def _message(exc: BaseException) -> str:

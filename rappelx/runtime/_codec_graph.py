@@ -1,14 +1,14 @@
 """Encoding values that share objects, and every value that fails to encode.
 
-The first occurrence of a shared object becomes ``SHARED [ref, code, header, body]``
-(the body packed separately, so the decoder can create the empty object and register it
-before decoding what is inside: that is what lets cycles through it work); later
-occurrences become ``REF ref``. Everything not shared is written exactly as the fast
-path (``_codec_encode.py``) writes it.
+The first occurrence of a shared object becomes ``[SHARED marker, *content]``, where the
+marker carries a ref number and the content is what the unshared form would hold; later
+occurrences become a ``REF`` ext. The decoder creates the object when it reads the
+marker, before the content, so objects inside can refer back to it: that is how cycles
+work. Everything not shared is written exactly as the fast path
+(``_codec_encode.py``) writes it.
 
-This walker is also where encode errors get their path: it converts the value
-recursively, and a failure collects one label per level while it unwinds, so a value
-that encodes pays nothing for paths.
+This walker is also where encode errors get their path: a failure collects one label
+per level while it unwinds, so a value that encodes pays nothing for paths.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ from msgpack import ExtType
 from rappelx.runtime import _codec_classes as c
 from rappelx.runtime._codec_classes import ATOMIC, ClassInfo, EncodeFailure
 from rappelx.runtime._codec_encode import (
-    LEAF_ENCODERS,
-    encode_enum,
-    exception_parts,
+    BUILTIN_ENCODERS,
+    FROZENSET_MARKER,
+    PYDANTIC_SLOTS,
+    SET_MARKER,
+    TUPLE_MARKER,
+    enum_name,
+    exception_content,
     object_state,
     pack,
 )
-
-_PYDANTIC_SLOTS: Final = ("__pydantic_extra__", "__pydantic_private__")
 
 
 class GraphEncoder:
@@ -41,7 +43,7 @@ class GraphEncoder:
     def __init__(self, shared: set[int]) -> None:
         self._shared = shared
         self._refs: dict[int, int] = {}
-        self._in_args: set[int] = set()  # shared exceptions whose args are being converted
+        self._unfinished: set[int] = set()  # shared exception groups being converted
 
     def encode(self, root: object) -> bytes:
         """Return the encoded bytes of ``root``.
@@ -49,126 +51,115 @@ class GraphEncoder:
         Raises:
             EncodeFailure: Something in ``root`` is not supported (``labels`` say where).
         """
-        tree = self.convert(root)
-        if self._refs:
-            tree = ExtType(c.GRAPH, pack(tree))
-        return pack(tree)
+        return pack(self.convert(root))
 
     def convert(self, obj: object) -> object:
-        """Return ``obj`` as msgpack-native data, ext types for everything else."""
+        """Return ``obj`` as msgpack-native data, ext types and marker lists."""
         cls = type(obj)
         if cls in ATOMIC:
             return obj  # ints beyond 64 bits are left to pack()'s default hook
-        leaf = LEAF_ENCODERS.get(cls)
-        if leaf is not None:
-            return leaf(obj)
         method = _BY_TYPE.get(cls)
         if method is not None:
             return method(self, obj)
+        if cls in c.LEAF_TYPES:
+            return BUILTIN_ENCODERS[cls](obj)
         info = c.class_info(cls)
         if info.code == c.ENUM:
-            return encode_enum(obj, info)  # type: ignore[arg-type]
+            return [info.marker, enum_name(obj)]  # type: ignore[arg-type]
         if info.code == c.EXCEPTION:
-            return self._exception(obj)  # type: ignore[arg-type]
+            return self._exception(obj, info)  # type: ignore[arg-type]
         return self._object(obj, info)
 
     # ------------------------------------------------------------------- identity
-    def _define(self, obj: object) -> int | ExtType | None:
-        """None if ``obj`` is not shared; its REF if already written; else a new ref."""
+    def _define(self, obj: object, code: int, name: bytes = b"") -> ExtType | None:
+        """The marker to start ``obj`` with: SHARED (first time) or REF (later), if shared."""
         key = id(obj)
         if key not in self._shared:
             return None
         ref = self._refs.get(key)
-        if ref is None:
-            ref = self._refs[key] = len(self._refs)
-            return ref
-        if key in self._in_args:
-            raise EncodeFailure(
-                f"the {c.type_name(type(obj))} exception contains itself in its args; "
-                f"store the reference in an attribute instead"
-            )
-        return ExtType(c.REF, pack(ref))
-
-    def _shared_ext(self, ref: int, code: int, header: object, body: object) -> ExtType:
-        return ExtType(c.SHARED, pack([ref, code, header, pack(body)]))
+        if ref is not None:
+            if key in self._unfinished:
+                raise EncodeFailure(
+                    f"the {c.type_name(type(obj))} exception group contains itself; an "
+                    f"exception group is rebuilt from its args, so it cannot"
+                )
+            return ExtType(c.REF, ref.to_bytes(4, "big"))
+        ref = self._refs[key] = len(self._refs)
+        return ExtType(c.SHARED, ref.to_bytes(4, "big") + bytes([code]) + name)
 
     # ----------------------------------------------------------------- containers
     def _list(self, obj: list[object]) -> object:
-        ref = self._define(obj)
-        if ref is None:
+        marker = self._define(obj, c.LIST)
+        if marker is None:
             return self._items(obj)
-        if isinstance(ref, ExtType):
-            return ref
-        return self._shared_ext(ref, c.LIST, None, self._items(obj))
+        if marker.code == c.REF:
+            return marker
+        return [marker, *self._items(obj)]
 
     def _dict(self, obj: dict[object, object]) -> object:
-        ref = self._define(obj)
-        if ref is None:
+        marker = self._define(obj, c.DICT)
+        if marker is None:
             return self._mapping(obj)
-        if isinstance(ref, ExtType):
-            return ref
-        return self._shared_ext(ref, c.DICT, None, self._mapping(obj))
+        if marker.code == c.REF:
+            return marker
+        return [marker, self._mapping(obj)]
 
     def _set(self, obj: set[object]) -> object:
-        ref = self._define(obj)
-        if isinstance(ref, ExtType):
-            return ref
-        items = self._items(obj, "<item {}>")
-        if ref is None:
-            return ExtType(c.SET, pack(items))
-        return self._shared_ext(ref, c.SET, None, items)
+        marker = self._define(obj, c.SET)
+        if marker is not None and marker.code == c.REF:
+            return marker
+        return [SET_MARKER if marker is None else marker, *self._items(obj, "<item {}>")]
 
     def _bytearray(self, obj: bytearray) -> object:
-        ref = self._define(obj)
-        if isinstance(ref, ExtType):
-            return ref
-        if ref is None:
+        marker = self._define(obj, c.BYTEARRAY)
+        if marker is None:
             return ExtType(c.BYTEARRAY, bytes(obj))
-        return self._shared_ext(ref, c.BYTEARRAY, None, bytes(obj))
+        if marker.code == c.REF:
+            return marker
+        return [marker, bytes(obj)]
 
     def _tuple(self, obj: tuple[object, ...]) -> object:
-        return ExtType(c.TUPLE, pack(self._items(obj)))
+        return [TUPLE_MARKER, *self._items(obj)]
 
     def _frozenset(self, obj: frozenset[object]) -> object:
-        return ExtType(c.FROZENSET, pack(self._items(obj, "<item {}>")))
+        return [FROZENSET_MARKER, *self._items(obj, "<item {}>")]
 
     # -------------------------------------------------------------------- objects
     def _object(self, obj: object, info: ClassInfo) -> object:
-        ref = self._define(obj)
-        if isinstance(ref, ExtType):
-            return ref
+        marker = self._define(obj, info.code, info.marker.data)
+        if marker is not None and marker.code == c.REF:
+            return marker
         state = object_state(obj, info)
         body = self._pydantic(state) if info.code == c.PYDANTIC else self._attrs(state)
-        if ref is None:
-            return ExtType(info.code, pack([*info.header, body]))
-        return self._shared_ext(ref, info.code, list(info.header), body)
+        return [info.marker if marker is None else marker, body]
 
     def _pydantic(self, state: dict[str, Any]) -> dict[str, object]:
         body: dict[str, object] = {"fields": self._attrs(state["fields"]), "set": state["set"]}
-        for slot in _PYDANTIC_SLOTS:
+        for slot in PYDANTIC_SLOTS:
             if slot in state:
                 body[slot] = None if state[slot] is None else self._attrs(state[slot])
         return body
 
-    def _exception(self, exc: BaseException) -> object:
-        ref = self._define(exc)
-        if isinstance(ref, ExtType):
-            return ref
-        header, (attrs, cause, context, suppress) = exception_parts(exc)
-        self._in_args.add(id(exc))
-        try:
-            header[3] = _labelled(self._items, header[3], ".args")
-        finally:
-            self._in_args.discard(id(exc))
-        body = [
+    def _exception(self, exc: BaseException, info: ClassInfo) -> object:
+        marker = self._define(exc, c.EXCEPTION, info.marker.data)
+        if marker is not None and marker.code == c.REF:
+            return marker
+        message, args, attrs, cause, context, suppress, fields = exception_content(exc, info)
+        group = isinstance(exc, BaseExceptionGroup) and marker is not None
+        if group:
+            self._unfinished.add(id(exc))
+        content = [
+            message,
+            _labelled(self._items, args, ".args"),
             self._attrs(attrs),  # type: ignore[arg-type]
             _labelled(self.convert, cause, ".__cause__"),
             _labelled(self.convert, context, ".__context__"),
             suppress,
+            self._attrs(fields),  # type: ignore[arg-type]
         ]
-        if ref is None:
-            return ExtType(c.EXCEPTION, pack([*header, body]))
-        return self._shared_ext(ref, c.EXCEPTION, header, body)
+        if group:
+            self._unfinished.discard(id(exc))
+        return [info.marker if marker is None else marker, *content]
 
     # ------------------------------------------------------------------- children
     def _items(self, items: Iterable[object], label: str = "[{}]") -> list[object]:

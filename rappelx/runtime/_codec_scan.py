@@ -1,29 +1,52 @@
 """Find the objects that occur more than once in a value, before encoding it.
 
-msgpack's C packer copies a list each time it meets it and recurses forever on a cycle.
-This scan decides whether the value can go to the packer as is (nothing shared, nothing
-msgpack would silently change the type of) or needs the graph encoder. It visits what
-the encoders visit, in bulk where it can: a container of plain scalars is checked with
-one C-level pass over its element types.
+msgpack's C packer copies a list each time it meets it and recurses until its depth
+limit on a cycle. This scan decides whether the value can go to the packer as is
+(nothing shared, nothing msgpack would silently change the type of) or needs the graph
+encoder. It visits what the encoders visit, in bulk where it can: the children of a
+container are checked with one C-level pass over their types, and only containers
+holding more than plain scalars are looked into.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Collection
 from typing import Any, Final
 
 from msgpack import ExtType, Timestamp
 
 from rappelx.runtime import _codec_classes as c
-from rappelx.runtime._codec_classes import ATOMIC, LEAF_TYPES, TRACKED_BUILTINS, EncodeFailure
-from rappelx.runtime._codec_encode import object_state
+from rappelx.runtime._codec_classes import ATOMIC, LEAF_TYPES, EncodeFailure
+from rappelx.runtime._codec_encode import PYDANTIC_SLOTS, object_state
 
+_Children = Callable[[Any], Collection[object]]
+
+
+class _Plan:
+    """What the scan does with instances of one type."""
+
+    __slots__ = ("children", "tracked")
+
+    def __init__(self, tracked: bool, children: _Children | None) -> None:
+        self.tracked = tracked
+        self.children = children
+
+
+_SKIP: Final = ATOMIC | LEAF_TYPES
+_LEAF: Final = _Plan(False, None)
 # msgpack packs these itself but decodes them as another type (bytearray -> bytes) or
-# as something the codec does not produce; only the graph encoder handles or rejects them.
-_NEEDS_GRAPH_ENCODER: Final[frozenset[type]] = frozenset(
-    {bytearray, memoryview, ExtType, Timestamp}
-)
-_SEQUENCES: Final[frozenset[type]] = frozenset({list, tuple, set, frozenset})
+# as something the codec does not produce: only the graph encoder handles or refuses them.
+_NEEDS_GRAPH: Final = _Plan(True, None)
+_PLANS: dict[type, _Plan] = {
+    list: _Plan(True, lambda obj: obj),
+    set: _Plan(True, lambda obj: obj),
+    tuple: _Plan(False, lambda obj: obj),
+    frozenset: _Plan(False, lambda obj: obj),
+    bytearray: _NEEDS_GRAPH,
+    memoryview: _NEEDS_GRAPH,
+    ExtType: _NEEDS_GRAPH,
+    Timestamp: _NEEDS_GRAPH,
+}
 
 
 def find_shared(root: object) -> set[int] | None:
@@ -40,57 +63,64 @@ def find_shared(root: object) -> set[int] | None:
     while stack:
         obj = stack.pop()
         cls = type(obj)
-        if cls in ATOMIC or cls in LEAF_TYPES:
+        if cls in _SKIP:
             continue
-        if cls in TRACKED_BUILTINS:
+        if cls is dict:
             if id(obj) in seen:
                 shared.add(id(obj))
                 continue
             seen.add(id(obj))
-        if cls is dict:
             _push(stack, obj)  # type: ignore[arg-type]
             _push(stack, obj.values())  # type: ignore[attr-defined]
-        elif cls in _SEQUENCES:
-            _push(stack, obj)  # type: ignore[arg-type]
-        elif cls in _NEEDS_GRAPH_ENCODER:
+            continue
+        plan = _PLANS.get(cls) or _plan_for(cls)
+        if plan.tracked:
+            if id(obj) in seen:
+                shared.add(id(obj))
+                continue
+            seen.add(id(obj))
+        if plan.children is not None:
+            _push(stack, plan.children(obj))
+        elif plan is _NEEDS_GRAPH:
             needs_graph = True
-        else:
-            children = _object_children(obj, cls, seen, shared)
-            if children is not None:
-                stack.extend(children)
     return shared if shared or needs_graph else None
 
 
-def _push(stack: list[object], items: Iterable[object]) -> None:
+def _push(stack: list[object], items: Collection[object]) -> None:
     if not ATOMIC.issuperset(map(type, items)):
         stack.extend(items)
 
 
-def _object_children(
-    obj: object, cls: type, seen: set[int], shared: set[int]
-) -> Iterable[object] | None:
+def _plan_for(cls: type) -> _Plan:
     try:
         info = c.class_info(cls)
     except EncodeFailure:
-        return None  # the encoder reports it, with its path
+        return _LEAF  # the encoder reports it, with its path
     if info.code == c.ENUM:
-        return None
-    if id(obj) in seen:
-        shared.add(id(obj))
-        return None
-    seen.add(id(obj))
-    if info.code == c.EXCEPTION:
-        exc: Any = obj
-        return [*exc.args, *exc.__dict__.values(), exc.__cause__, exc.__context__]
-    state = object_state(obj, info)
-    if info.code == c.PYDANTIC:
-        return _pydantic_children(state)
-    return state.values()
+        plan = _LEAF
+    elif info.code == c.EXCEPTION:
+        plan = _Plan(True, lambda exc: _exception_children(exc, info))
+    elif info.code == c.PYDANTIC:
+        plan = _Plan(True, _pydantic_children)
+    elif info.slot_fields:
+        plan = _Plan(True, lambda obj: object_state(obj, info).values())
+    else:
+        plan = _Plan(True, lambda obj: obj.__dict__.values())
+    if c.is_cached(cls):
+        _PLANS[cls] = plan
+    return plan
 
 
-def _pydantic_children(state: dict[str, Any]) -> list[object]:
+def _exception_children(exc: BaseException, info: c.ClassInfo) -> list[object]:
+    children = [*exc.args, *exc.__dict__.values(), exc.__cause__, exc.__context__]
+    children += [descriptor.__get__(exc) for _, descriptor in info.builtin_fields]
+    return children
+
+
+def _pydantic_children(model: object) -> list[object]:
+    state: dict[str, Any] = object_state(model, c.class_info(type(model)))
     children = list(state["fields"].values())
-    for slot in ("__pydantic_extra__", "__pydantic_private__"):
+    for slot in PYDANTIC_SLOTS:
         if state.get(slot):
             children.extend(state[slot].values())
     return children

@@ -1,0 +1,119 @@
+"""How fast is the codec? Prints µs per dumps+loads round trip, next to plain msgpack.
+
+Run with ``.venv/bin/python benchmarks/bench_codec.py``. Each payload is timed through
+``rappelx.runtime._codec`` and, in the same run, through ``msgpack.packb``/``unpackb`` of
+the equivalent native structure (dataclasses as dicts). Figures are medians of several
+repeats; the ratio is codec / msgpack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import sys
+import timeit
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import msgpack
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rappelx.runtime._codec import dumps, loads  # noqa: E402
+
+REPEATS = 7
+
+
+@dataclass
+class Address:
+    street: str
+    city: str
+    postcode: str
+
+
+@dataclass
+class Customer:
+    id: int
+    name: str
+    email: str
+    address: Address
+
+
+@dataclass(frozen=True)
+class Item:
+    sku: str
+    quantity: int
+    price_cents: int
+
+
+@dataclass
+class Order:
+    id: int
+    customer: Customer
+    items: list[Item]
+    note: str | None
+    paid: bool
+
+
+def _scalars() -> dict[str, object]:
+    return {
+        "user_id": "u-123456",
+        "attempt": 3,
+        "score": 0.75,
+        "active": True,
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "count": 1000,
+        "ratio": 1.5,
+        "tag": "priority",
+        "note": None,
+    }
+
+
+def _order() -> Order:
+    address = Address("1 Analytical Way", "London", "NW1")
+    customer = Customer(7, "Ada Lovelace", "ada@example.com", address)
+    items = [Item(f"SKU-{i}", i % 3 + 1, 100 * i) for i in range(10)]
+    return Order(42, customer, items, "leave at the door", paid=False)
+
+
+def _per_call_us(func: Callable[[], object]) -> float:
+    timer = timeit.Timer(func)
+    number, _ = timer.autorange()
+    runs = timer.repeat(repeat=REPEATS, number=number)
+    return statistics.median(runs) / number * 1e6
+
+
+def _round_trip(value: object) -> Callable[[], object]:
+    return lambda: loads(dumps(value))
+
+
+def _msgpack_round_trip(value: object) -> Callable[[], object]:
+    return lambda: msgpack.unpackb(msgpack.packb(value))
+
+
+def main() -> None:
+    """Time each payload and print one line per payload."""
+    order = _order()
+    cases = [
+        ("(a) 10-key dict of scalars/strings", _scalars(), _scalars()),
+        ("(b) list of 1,000 ints", list(range(1000)), list(range(1000))),
+        ("(c) nested dataclass order (14 objects)", order, dataclasses.asdict(order)),
+    ]
+    extra = {"when": datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc), "ids": (1, 2, 3)}
+    shared = [1, 2, 3]
+    cases.append(("(d) shared list + datetime + tuple", {**extra, "a": shared, "b": shared}, {}))
+    print(f"rappelx codec vs msgpack, µs per dumps+loads, median of {REPEATS} repeats")
+    print(f"{'payload':44} {'codec':>9} {'msgpack':>9} {'ratio':>7} {'bytes':>6}")
+    for name, value, native in cases:
+        assert loads(dumps(value)) == value
+        ours = _per_call_us(_round_trip(value))
+        theirs = _per_call_us(_msgpack_round_trip(native)) if native else float("nan")
+        size = len(dumps(value))
+        print(f"{name:44} {ours:9.2f} {theirs:9.2f} {ours / theirs:7.2f} {size:6d}")
+
+
+if __name__ == "__main__":
+    main()
