@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from rappelx import Workflow, action, workflow
 from tests.parity_cases import Case
+
+T = TypeVar("T")
 
 
 @action
@@ -28,7 +32,7 @@ async def as_float(x: int) -> float:
 
 
 @action
-async def noop() -> None:
+async def noop() -> object:
     return None
 
 
@@ -38,7 +42,7 @@ async def build_record(name: str, tags: list[str]) -> dict[str, object]:
 
 
 @action
-async def echo(value: object) -> object:
+async def echo(value: T) -> T:
     return value
 
 

@@ -6,8 +6,12 @@ that ends with an exception must raise the same class with the same args.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from rappelx import Workflow, action, workflow
 from tests.parity_cases import Case
+
+T = TypeVar("T")
 
 
 class PaymentError(Exception):
@@ -72,7 +76,7 @@ async def maybe_fail(kind: str) -> str:
 
 
 @action
-async def identity(x: object) -> object:
+async def identity(x: T) -> T:
     return x
 
 
@@ -259,7 +263,7 @@ class ExcAsNameCleared(Workflow):
         except ValueError as e:  # noqa: F841
             pass
         try:
-            return f"still bound: {e}"
+            return f"still bound: {e}"  # type: ignore[misc]
         except NameError:
             return "unbound"
 

@@ -61,7 +61,8 @@ class GatherComprehension(Workflow):
     async def run(self, xs: list[int]) -> tuple[list[int], list[str], list[int]]:
         doubled = await asyncio.gather(*[double(x) for x in xs])
         odd = await asyncio.gather(*[describe(x) for x in xs if x % 2])
-        empty = await asyncio.gather(*[double(x) for x in []])
+        nothing: list[int] = []
+        empty = await asyncio.gather(*[double(x) for x in nothing])
         return list(doubled), list(odd), list(empty)
 
 

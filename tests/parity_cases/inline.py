@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -18,6 +19,7 @@ from rappelx import Workflow, action, workflow
 from tests.parity_cases import Case
 
 LIMIT = 3
+T = TypeVar("T")
 
 
 class Color(enum.Enum):
@@ -53,7 +55,7 @@ async def inc(x: int) -> int:
 
 
 @action
-async def echo(value: object) -> object:
+async def echo(value: T) -> T:
     return value
 
 
@@ -91,7 +93,7 @@ class InlineLambdas(Workflow):
         by_length = sorted(first, key=lambda w: (len(w), w))
         lengths = list(map(lambda w: len(w) * 2, by_length))
         pick = lambda n: n + LIMIT  # noqa: E731
-        picked = pick(lengths[0])
+        picked = pick(lengths[0])  # type: ignore[no-untyped-call]
         del pick
         return by_length, lengths, await inc(picked)
 
@@ -119,7 +121,7 @@ class InlineAssignShapes(Workflow):
         first, *middle, last = [a, b, c, await inc(10)]
         x = y = await inc(5)
         x, y = y + 1, x
-        table: dict[str, object] = {}
+        table: dict[str, Any] = {}
         table["a"] = a
         table["pair"] = [first, last]
         table["pair"][0] += 100
@@ -186,7 +188,7 @@ class InlineAliasedDataclass(Workflow):
 
     async def run(self) -> tuple[Point, Point, bool]:
         point = Point(0, 0)
-        holder = {"point": point, "same": [point]}
+        holder: dict[str, Any] = {"point": point, "same": [point]}
         point.x = await inc(point.x)
         await inc(0)
         holder["point"].y = await inc(5)

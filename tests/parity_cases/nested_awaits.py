@@ -99,6 +99,18 @@ class NestedOrder(Workflow):
 
 
 @workflow
+class NestedAssignOrder(Workflow):
+    """In ``d[k] = v`` Python evaluates ``v`` before ``k``; both are awaits here."""
+
+    async def run(self) -> tuple[dict[int, int], list[int]]:
+        table: dict[int, int] = {}
+        table[await ticket("assign")] = await ticket("assign")
+        items = [0, 0, 0, 0]
+        items[await ticket("assign") - 3] += await ticket("assign")
+        return table, items
+
+
+@workflow
 class NestedFString(Workflow):
     """Awaits inside an f-string, with format specs."""
 
@@ -126,8 +138,7 @@ class NestedSubscript(Workflow):
         first = letters[await num(2)]
         second = (await keys())[await inc(0)]
         table = {"a": 1, "b": 2}
-        key = await word("c")
-        table[key] = await num(3)
+        table[await word("c")] = await num(3)
         return first, second, table["C"]
 
 
@@ -219,6 +230,7 @@ CASES = [
     Case("return_await", NestedReturnAwait, (5,)),
     Case("binop", NestedBinOp),
     Case("order", NestedOrder),
+    Case("assign_order", NestedAssignOrder),
     Case("fstring", NestedFString, ("ann",)),
     Case("call_args", NestedCallArgs),
     Case("subscript", NestedSubscript),

@@ -91,7 +91,7 @@ class SleepBasic(Workflow):
     async def run(self) -> list[object]:
         out: list[object] = [await inc(0)]
         await asyncio.sleep(0)
-        out.append(await asyncio.sleep(0.001))
+        out.append(await asyncio.sleep(0.001))  # type: ignore[func-returns-value]
         await asyncio.sleep(await delay_for(1))
         out.append(await inc(1))
         return out
