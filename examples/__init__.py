@@ -1,0 +1,1 @@
+"""Small example workflows used by the README and the CLI tests."""
