@@ -35,8 +35,27 @@ def assign(ident: str, value: ast.expr, anchor: ast.AST) -> ast.Assign:
     return ast.copy_location(node, anchor)
 
 
+# Builtins without side effects: a call of one on pure arguments may stay in place
+# instead of being hoisted (its result, a range or a zip, may not even be persistable).
+_PURE_BUILTINS = frozenset(
+    "abs all any bool bytes dict divmod enumerate float frozenset hash int isinstance "
+    "issubclass len list max min range repr reversed round set sorted str sum tuple type "
+    "zip".split()
+)
+
+
 def _pure(expr: ast.expr) -> bool:
-    return isinstance(expr, ast.Constant | ast.Name | ast.Lambda)
+    if isinstance(expr, ast.Constant | ast.Name | ast.Lambda):
+        return True
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
+        return (
+            expr.func.id in _PURE_BUILTINS
+            and all(_pure(a.value if isinstance(a, ast.Starred) else a) for a in expr.args)
+            and all(_pure(k.value) for k in expr.keywords)
+        )
+    if isinstance(expr, ast.Tuple | ast.List):
+        return all(_pure(e) for e in expr.elts)
+    return False
 
 
 @dataclass(slots=True)
