@@ -25,6 +25,8 @@ MODULES: tuple[str, ...] = (
     "gather_policies",
     "helpers",
     "inline",
+    "methods",
+    "inheritance",
     "sleep_retry",
     "edges",
 )

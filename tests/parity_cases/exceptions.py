@@ -76,6 +76,14 @@ async def maybe_fail(kind: str) -> str:
 
 
 @action
+async def raise_chained(key: str) -> int:
+    try:
+        return {"k": 1}[key]
+    except KeyError as e:
+        raise PaymentError(404, f"no {key}") from e
+
+
+@action
 async def identity(x: T) -> T:
     return x
 
@@ -211,6 +219,21 @@ class ExcRaiseFromCaught(Workflow):
         except LookupError as outer:
             cause = outer.__cause__
             return str(outer), type(cause).__name__, cause.args if cause else ()
+        return "", "", ()
+
+
+@workflow
+class ExcActionCause(Workflow):
+    """An action raising ``X from Y``: the cause crosses with the exception."""
+
+    async def run(self, catch: bool) -> tuple[str, str, tuple[object, ...]]:
+        if not catch:
+            await raise_chained("x")
+        try:
+            await raise_chained("y")
+        except PaymentError as e:
+            cause = e.__cause__
+            return str(e), type(cause).__name__, cause.args if cause else ()
         return "", "", ()
 
 
@@ -354,6 +377,8 @@ CASES = [
     Case("bare_reraise", ExcBareReraise),
     Case("raise_from", ExcRaiseFrom, ("gone",)),
     Case("raise_from_caught", ExcRaiseFromCaught),
+    Case("action_cause_caught", ExcActionCause, (True,)),
+    Case("action_cause_uncaught", ExcActionCause, (False,)),
     Case("else", ExcElse, (["fine", "key", "type"],)),
     Case("nested_inner", ExcNested, ("key",)),
     Case("nested_outer_index", ExcNested, ("index",)),

@@ -176,6 +176,25 @@ class GatherSingleAndNested(Workflow):
         return list(one), list(described)
 
 
+@workflow
+class GatherEmptyAndGuardedHelpers(Workflow):
+    """``gather()`` of nothing, and helpers with their own try/except inside a gather."""
+
+    async def guarded(self, i: int, failing: list[int]) -> str:
+        try:
+            value = await shard(i, failing)
+        except ShardError as e:
+            return f"shard {e.shard} handled"
+        finally:
+            await noop()
+        return str(value)
+
+    async def run(self, failing: list[int]) -> tuple[list[object], list[object]]:
+        nothing = await asyncio.gather()
+        guarded = await asyncio.gather(*[self.guarded(i, failing) for i in range(4)])
+        return list(nothing), list(guarded)
+
+
 CASES = [
     Case("actions", GatherActions),
     Case("comprehension", GatherComprehension, ([1, 2, 3],)),
@@ -192,5 +211,7 @@ CASES = [
     Case("return_exceptions_none", GatherReturnExceptions, ([],)),
     Case("helper_failure", GatherHelperFailure),
     Case("in_loop", GatherInLoop, (3,)),
+    Case("empty_and_guarded_helpers", GatherEmptyAndGuardedHelpers, ([1, 3],)),
+    Case("guarded_helper_escapes", GatherEmptyAndGuardedHelpers, ([2, 3],)),
     Case("single_and_nested", GatherSingleAndNested),
 ]

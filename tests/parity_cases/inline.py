@@ -221,6 +221,20 @@ class InlineRichTypes(Workflow):
 
 
 @workflow
+class InlineNonStringKeys(Workflow):
+    """Dicts keyed by ints, tuples, bools, None and enums, and sets of tuples, across awaits."""
+
+    async def run(self) -> tuple[object, ...]:
+        table: dict[Any, str] = {1: "int", (1, "a"): "tuple", None: "none", Color.RED: "enum"}
+        table[True] = "bool overwrites 1"
+        pairs = {(1, 2), (2, 1)}
+        await inc(0)
+        table[2.5] = "float"
+        echoed = await echo(table)
+        return table, pairs, echoed, list(echoed)
+
+
+@workflow
 class InlinePydantic(Workflow):
     """A pydantic model returned by an action, copied, mutated and returned."""
 
@@ -262,6 +276,7 @@ CASES = [
     Case("aliasing", InlineAliasing),
     Case("aliased_dataclass", InlineAliasedDataclass),
     Case("rich_types", InlineRichTypes),
+    Case("non_string_keys", InlineNonStringKeys),
     Case("pydantic", InlinePydantic, (7,)),
     Case("builtins_methods", InlineBuiltinsAndMethods, ("b a c b a b",)),
 ]
