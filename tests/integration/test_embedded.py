@@ -124,6 +124,7 @@ def test_boots_as_an_ordinary_user_in_their_home(base_dir: Path) -> None:
             # runuser resets HOME to the account's; env puts ours back.
             ["runuser", "-u", user, "--", "env", f"HOME={home}", python, "-c", script],
             env=env,
+            cwd=home,
             capture_output=True,
             text=True,
             timeout=90,

@@ -134,13 +134,42 @@ WHERE a.instance_id = l.instance_id AND a.action_id = l.action_id AND a.attempt 
 RETURNING a.queue, a.status;
 
 -- name: release_leases
--- Hand back every action still leased to a dispatcher that is stopping.
+-- Hand back the actions still leased to a dispatcher that is stopping. Rows another
+-- transaction holds are skipped: once the dispatcher is unregistered, they are
+-- reclaimed like any lost lease.
 -- $1: owner uuid
-UPDATE rappelx_actions
+WITH held AS (
+    SELECT instance_id, action_id, attempt
+    FROM rappelx_actions
+    WHERE lease_owner = $1 AND status = 'running'
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE rappelx_actions AS a
 SET status = 'ready', ready_at = now(), lease_id = NULL, lease_owner = NULL,
     deadline = NULL
-WHERE lease_owner = $1 AND status = 'running'
-RETURNING queue;
+FROM held AS h
+WHERE a.instance_id = h.instance_id AND a.action_id = h.action_id AND a.attempt = h.attempt
+RETURNING a.queue;
+
+-- name: release_orphans
+-- Hand back actions leased to a live dispatcher that no longer tracks them (a commit
+-- whose outcome it never learned). Leases younger than $3 seconds are left alone: the
+-- dispatcher may not have recorded them yet.
+-- $1: owner uuid, $2: lease ids it tracks bigint[], $3: minimum age in seconds
+WITH orphans AS (
+    SELECT instance_id, action_id, attempt
+    FROM rappelx_actions
+    WHERE lease_owner = $1 AND status = 'running'
+      AND NOT (lease_id = ANY($2::bigint[]))
+      AND started_at < now() - make_interval(secs => $3)
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE rappelx_actions AS a
+SET status = 'ready', ready_at = now(), lease_id = NULL, lease_owner = NULL,
+    deadline = NULL
+FROM orphans AS o
+WHERE a.instance_id = o.instance_id AND a.action_id = o.action_id AND a.attempt = o.attempt
+RETURNING a.queue;
 
 -- name: lock_instances
 -- Lock unfinished instances by id, in id order so that concurrent batches cannot
@@ -227,6 +256,7 @@ SET status = CASE
     infra_retries = a.infra_retries + (CASE WHEN r.infra THEN 1 ELSE 0 END),
     ready_at = now(),
     lease_id = CASE WHEN r.infra THEN NULL ELSE a.lease_id END,
+    lease_owner = CASE WHEN r.infra THEN NULL ELSE a.lease_owner END,
     deadline = NULL
 FROM unnest($1::bigint[], $2::bool[], $3::bytea[], $4::float8[], $5::bool[])
     AS r(lease_id, ok, payload, duration, infra)

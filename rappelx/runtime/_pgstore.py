@@ -1,0 +1,368 @@
+"""The Postgres store: every read and write rappelx makes, one method per operation.
+
+Each method runs named queries from ``sql/queries.sql``. The two that advance instances
+(:meth:`PgStore.apply_results`, :meth:`PgStore.advance_due`) are one transaction per
+batch: lock the instances, record what happened, step the engine for each, write the
+new states, actions and timers with one ``apply_steps`` statement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from rappelx.runtime._events import ActionFailed, Cancelled, Event, TimerFired
+from rappelx.runtime._pgsteps import (
+    ActionLost,
+    LockedInstance,
+    StepBatch,
+    WorkflowLike,
+    advance,
+    decode_result,
+)
+from rappelx.runtime._sql import migrate, query
+
+#: Errors after which an operation is worth retrying on a fresh connection.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.TransactionRollbackError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An instance's status and, once finished, its encoded result or error."""
+
+    status: str
+    result: bytes | None
+    error: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An action attempt leased to this dispatcher; ``lease_id`` is the pool token."""
+
+    lease_id: int
+    instance_id: uuid.UUID
+    action_id: int
+    attempt: int
+    name: str
+    payload: bytes
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What a worker reported for the lease ``lease_id``."""
+
+    lease_id: int
+    instance_id: uuid.UUID
+    ok: bool
+    payload: bytes
+    duration: float
+    infra: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """What a dispatcher brings to a batch.
+
+    Attributes:
+        owner: The dispatcher's id, the owner of leases it takes.
+        workflows: Compiled workflows by version; only these instances are advanced.
+        queues: Queues it serves.
+        grace: Seconds past an action's timeout before its lease counts as lost.
+        infra_cap: Losses of one attempt before it fails with :class:`ActionLost`.
+        lease_budget: New runnable actions it may lease to itself in this batch.
+    """
+
+    owner: uuid.UUID
+    workflows: Mapping[str, WorkflowLike]
+    queues: frozenset[str]
+    grace: float
+    infra_cap: int
+    lease_budget: int = 0
+
+    @property
+    def versions(self) -> list[str]:
+        """The versions this dispatcher can advance."""
+        return list(self.workflows)
+
+
+@dataclass(slots=True)
+class Applied:
+    """What a batch did, for the dispatcher's bookkeeping."""
+
+    advanced: int = 0
+    leased: list[Claimed] = field(default_factory=list)
+    wake_queues: set[str] = field(default_factory=set)
+    next_due: float | None = None
+    more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VersionReport:
+    """Unfinished instances pinned to a version that nobody (or not we) can advance."""
+
+    workflow: str
+    version: str
+    instances: int
+
+
+class PgStore:
+    """rappelx's tables, reached through an ``asyncpg`` pool.
+
+    Args:
+        pool: The connection pool; :meth:`connect` makes one and migrates the database.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> PgStore:
+        """Open a pool on ``dsn`` and apply any missing migrations."""
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool)
+
+    async def close(self) -> None:
+        """Close every connection of the pool."""
+        await self._pool.close()
+
+    # ------------------------------------------------------------------ client side
+    async def insert_instance(
+        self, instance_id: uuid.UUID, workflow: str, version: str, ir_json: str, data: bytes
+    ) -> None:
+        """Queue a new instance with its encoded ``(args, kwargs)``."""
+        await self._pool.execute(
+            query("insert_instance"), instance_id, workflow, version, ir_json, data
+        )
+
+    async def outcome(self, instance_id: uuid.UUID) -> Outcome | None:
+        """The instance's status and result or error; ``None`` if there is no such one."""
+        row = await self._pool.fetchrow(query("instance_outcome"), instance_id)
+        return Outcome(row["status"], row["result"], row["error"]) if row else None
+
+    async def finished_outcomes(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Outcome]:
+        """The outcomes of those of ``ids`` that have finished."""
+        rows = await self._pool.fetch(query("finished_outcomes"), list(ids))
+        return {r["id"]: Outcome(r["status"], r["result"], r["error"]) for r in rows}
+
+    async def request_cancel(self, instance_id: uuid.UUID) -> bool:
+        """Ask for the instance to stop; ``False`` if it is unknown or finished."""
+        row = await self._pool.fetchrow(query("request_cancel"), instance_id)
+        return row is not None
+
+    # -------------------------------------------------------------- dispatcher rows
+    async def register(
+        self,
+        owner: uuid.UUID,
+        hostname: str,
+        pid: int,
+        queues: Iterable[str],
+        versions: Iterable[str],
+        lease: float,
+    ) -> None:
+        """Announce a live dispatcher."""
+        await self._pool.execute(
+            query("register_dispatcher"), owner, hostname, pid, list(queues), list(versions),
+            lease,
+        )  # fmt: skip
+
+    async def heartbeat(self, owner: uuid.UUID, lease: float) -> bool:
+        """Extend the dispatcher's lease; ``False`` when its row has disappeared."""
+        return await self._pool.fetchval(query("heartbeat"), owner, lease) is not None
+
+    async def unregister(self, owner: uuid.UUID) -> None:
+        """Remove the dispatcher's row."""
+        await self._pool.execute(query("unregister_dispatcher"), owner)
+
+    # ------------------------------------------------------------------- leases
+    async def claim(self, ctx: StepContext, limit: int) -> list[Claimed]:
+        """Lease up to ``limit`` ready actions of the context's queues and versions."""
+        rows = await self._pool.fetch(
+            query("claim_actions"), list(ctx.queues), ctx.versions, limit, ctx.owner, ctx.grace
+        )
+        return [_claimed(r) for r in rows]
+
+    async def reclaim_lost(self, ctx: StepContext) -> set[str]:
+        """Put back actions whose lease was lost; return the queues with ready work."""
+        rows = await self._pool.fetch(query("reclaim_lost"), ctx.versions, ctx.infra_cap)
+        return {r["queue"] for r in rows if r["status"] == "ready"}
+
+    async def release_orphans(
+        self, owner: uuid.UUID, tracked: Iterable[int], min_age: float
+    ) -> set[str]:
+        """Put back our leases we do not track (an unknown commit outcome left them)."""
+        rows = await self._pool.fetch(query("release_orphans"), owner, list(tracked), min_age)
+        return {r["queue"] for r in rows}
+
+    async def release_leases(self, owner: uuid.UUID) -> set[str]:
+        """Put back every action still leased to ``owner``; return their queues."""
+        rows = await self._pool.fetch(query("release_leases"), owner)
+        return {r["queue"] for r in rows}
+
+    async def notify_ready(self, queues: Iterable[str]) -> None:
+        """Wake the dispatchers serving ``queues``."""
+        await self._pool.execute(query("notify_ready"), sorted(queues))
+
+    # ----------------------------------------------------------- advancing instances
+    async def apply_results(self, completions: Sequence[Completion], ctx: StepContext) -> Applied:
+        """Record worker results and advance their instances, in one transaction."""
+        ids = sorted({c.instance_id for c in completions})
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(query("lock_instances"), ids)
+            locked = {r["id"]: LockedInstance.from_row(r) for r in rows}
+            recorded = await conn.fetch(
+                query("record_results"),
+                [c.lease_id for c in completions], [c.ok for c in completions],
+                [c.payload for c in completions], [c.duration for c in completions],
+                [c.infra for c in completions], ctx.infra_cap,
+            )  # fmt: skip
+            events: dict[uuid.UUID, list[Event]] = defaultdict(list)
+            requeued: set[str] = set()
+            for r in recorded:
+                if r["status"] == "ready":
+                    requeued.add(r["queue"])
+                elif r["instance_id"] in locked:
+                    events[r["instance_id"]].append(_result_event(r))
+            applied = await _step_and_write(conn, locked, events, ctx)
+            if requeued:
+                await conn.execute(query("notify_ready"), sorted(requeued))
+        applied.wake_queues |= requeued
+        return applied
+
+    async def advance_due(self, ctx: StepContext, limit: int) -> Applied:
+        """Advance instances with work found in the database, in one transaction.
+
+        That work is: queued starts, cancellation requests, due timers and actions lost
+        past the retry cap. ``Applied.more`` says a kind filled ``limit``: call again.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(query("lock_due_work"), ctx.versions, limit)
+            locked: dict[uuid.UUID, LockedInstance] = {}
+            for r in rows:
+                locked.setdefault(r["id"], LockedInstance.from_row(r))
+            events = await _due_events(conn, locked)
+            applied = await _step_and_write(conn, locked, events, ctx)
+        applied.more = len(rows) >= limit
+        return applied
+
+    # ------------------------------------------------------------------ reports
+    async def unknown_versions(self) -> list[VersionReport]:
+        """Unfinished instances pinned to versions no live dispatcher has loaded."""
+        rows = await self._pool.fetch(query("unknown_versions"))
+        return [VersionReport(r["workflow"], r["version"], r["instances"]) for r in rows]
+
+    async def foreign_versions(
+        self, workflows: Iterable[str], versions: Iterable[str]
+    ) -> list[VersionReport]:
+        """Unfinished instances of ``workflows`` pinned to versions not in ``versions``."""
+        rows = await self._pool.fetch(query("foreign_versions"), list(workflows), list(versions))
+        return [VersionReport(r["workflow"], r["version"], r["instances"]) for r in rows]
+
+
+def _claimed(row: Mapping[str, Any]) -> Claimed:
+    return Claimed(
+        lease_id=row["lease_id"],
+        instance_id=row["instance_id"],
+        action_id=row["action_id"],
+        attempt=row["attempt"],
+        name=row["name"],
+        payload=row["payload"],
+        timeout=row["timeout"],
+    )
+
+
+def _result_event(row: Mapping[str, Any]) -> Event:
+    if row["infra"]:
+        return ActionFailed(
+            row["action_id"],
+            ActionLost(
+                f"attempt {row['attempt']} of action {row['action_id']} of instance "
+                f"{row['instance_id']} lost its worker {row['infra_retries']} times; giving "
+                "up on it. The action probably crashes its worker process (see the worker "
+                "logs)."
+            ),
+        )
+    return decode_result(row["action_id"], row["ok"], row["payload"])
+
+
+async def _due_events(
+    conn: asyncpg.Connection, locked: Mapping[uuid.UUID, LockedInstance]
+) -> dict[uuid.UUID, list[Event]]:
+    events: dict[uuid.UUID, list[Event]] = defaultdict(list)
+    running = [i for i, inst in locked.items() if inst.status == "running"]
+    if running:
+        timers = await conn.fetch(query("take_due_timers"), running)
+        for t in sorted(timers, key=_due_key):
+            events[t["instance_id"]].append(TimerFired(t["timer_id"]))
+        for lost in await conn.fetch(query("take_lost_actions"), running):
+            events[lost["instance_id"]].append(_result_event({**lost, "infra": True}))
+    for instance_id, instance in locked.items():
+        if instance.cancel_requested:
+            events[instance_id].append(Cancelled())
+        elif instance.status == "pending":
+            events.setdefault(instance_id, [])
+    return events
+
+
+def _due_key(row: Mapping[str, Any]) -> tuple[datetime, int]:
+    return row["due_at"], row["timer_id"]
+
+
+async def _step_and_write(
+    conn: asyncpg.Connection,
+    locked: Mapping[uuid.UUID, LockedInstance],
+    events: Mapping[uuid.UUID, list[Event]],
+    ctx: StepContext,
+) -> Applied:
+    batch = StepBatch(queues=ctx.queues, lease_budget=ctx.lease_budget)
+    for instance_id, instance_events in events.items():
+        instance = locked[instance_id]
+        workflow = ctx.workflows.get(instance.version)
+        if workflow is None or workflow.name != instance.workflow:
+            # Claims are filtered by version, so only a hash shared by two workflows
+            # gets here; leave such an instance to a process that has it.
+            continue
+        advance(instance, instance_events, workflow, batch)
+    applied = Applied(advanced=len(batch.ids), next_due=batch.next_due)
+    if not batch:
+        return applied
+    row = await conn.fetchrow(query("apply_steps"), *batch.params(ctx.owner, ctx.grace))
+    applied.wake_queues = set(batch.wake_queues)
+    if row["lease_ids"]:
+        applied.leased = _direct_leases(batch, row)
+    return applied
+
+
+def _direct_leases(batch: StepBatch, row: Mapping[str, Any]) -> list[Claimed]:
+    by_key = {(a.instance_id, a.action_id, a.attempt): a for a in batch.actions if a.lease}
+    leases = zip(
+        row["lease_ids"], row["lease_instances"], row["lease_actions"], row["lease_attempts"],
+        strict=True,
+    )  # fmt: skip
+    claimed = []
+    for lease_id, instance_id, action_id, attempt in leases:
+        action = by_key[(instance_id, action_id, attempt)]
+        claimed.append(
+            Claimed(lease_id, instance_id, action_id, attempt, action.name, action.payload,
+                    action.timeout)
+        )  # fmt: skip
+    return claimed
