@@ -7,34 +7,35 @@ marker, before the content, so objects inside can refer back to it: that is how 
 work. Everything not shared is written exactly as the fast path
 (``_codec_encode.py``) writes it.
 
-This walker is also where encode errors get their path: a failure collects one label
-per level while it unwinds, so a value that encodes pays nothing for paths.
+The walker streams into one msgpack packer (array and map headers, then the elements),
+so map keys need not be hashable once encoded. It is also where encode errors get their
+path: a failure collects one label per level while it unwinds, so a value that encodes
+pays nothing for paths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from typing import Any, Final
 
-from msgpack import ExtType
+from msgpack import ExtType, Packer
 
 from rappelx.runtime import _codec_classes as c
 from rappelx.runtime._codec_classes import ATOMIC, ClassInfo, EncodeFailure
 from rappelx.runtime._codec_encode import (
     BUILTIN_ENCODERS,
     FROZENSET_MARKER,
-    PYDANTIC_SLOTS,
     SET_MARKER,
     TUPLE_MARKER,
+    default,
     enum_name,
     exception_content,
     object_state,
-    pack,
 )
 
 
 class GraphEncoder:
-    """Converts one value to msgpack-native data and ext types, keeping identity.
+    """Writes one value as msgpack, keeping the identity of shared objects.
 
     Args:
         shared: ``id()`` of every tracked object that occurs more than once in the value.
@@ -43,7 +44,12 @@ class GraphEncoder:
     def __init__(self, shared: set[int]) -> None:
         self._shared = shared
         self._refs: dict[int, int] = {}
-        self._unfinished: set[int] = set()  # shared exception groups being converted
+        self._unfinished: set[int] = set()  # shared exception groups being written
+        self._packer = Packer(
+            default=default, strict_types=True, use_bin_type=True, autoreset=False
+        )
+        self._pack: Callable[[object], None] = self._packer.pack
+        self._array: Callable[[int], None] = self._packer.pack_array_header
 
     def encode(self, root: object) -> bytes:
         """Return the encoded bytes of ``root``.
@@ -51,24 +57,28 @@ class GraphEncoder:
         Raises:
             EncodeFailure: Something in ``root`` is not supported (``labels`` say where).
         """
-        return pack(self.convert(root))
+        self.write(root)
+        return self._packer.bytes()  # type: ignore[no-any-return]
 
-    def convert(self, obj: object) -> object:
-        """Return ``obj`` as msgpack-native data, ext types and marker lists."""
+    def write(self, obj: object) -> None:
+        """Append ``obj`` to the output."""
         cls = type(obj)
         if cls in ATOMIC:
-            return obj  # ints beyond 64 bits are left to pack()'s default hook
+            self._pack(obj)  # ints beyond 64 bits go through the default hook
+            return
         method = _BY_TYPE.get(cls)
         if method is not None:
-            return method(self, obj)
-        if cls in c.LEAF_TYPES:
-            return BUILTIN_ENCODERS[cls](obj)
-        info = c.class_info(cls)
-        if info.code == c.ENUM:
-            return [info.marker, enum_name(obj)]  # type: ignore[arg-type]
-        if info.code == c.EXCEPTION:
-            return self._exception(obj, info)  # type: ignore[arg-type]
-        return self._object(obj, info)
+            method(self, obj)
+        elif cls in c.LEAF_TYPES:
+            self._pack(BUILTIN_ENCODERS[cls](obj))
+        else:
+            info = c.class_info(cls)
+            if info.code == c.ENUM:
+                self._pack([info.marker, enum_name(obj)])  # type: ignore[arg-type]
+            elif info.code == c.EXCEPTION:
+                self._exception(obj, info)  # type: ignore[arg-type]
+            else:
+                self._object(obj, info)
 
     # ------------------------------------------------------------------- identity
     def _define(self, obj: object, code: int, name: bytes = b"") -> ExtType | None:
@@ -87,106 +97,133 @@ class GraphEncoder:
         ref = self._refs[key] = len(self._refs)
         return ExtType(c.SHARED, ref.to_bytes(4, "big") + bytes([code]) + name)
 
+    def _start(self, marker: ExtType | None, length: int) -> None:
+        """Write the array header and marker that open a ``[marker, *content]`` list."""
+        self._array(length + 1)
+        self._pack(marker)
+
     # ----------------------------------------------------------------- containers
-    def _list(self, obj: list[object]) -> object:
+    def _list(self, obj: list[object]) -> None:
         marker = self._define(obj, c.LIST)
         if marker is None:
-            return self._items(obj)
-        if marker.code == c.REF:
-            return marker
-        return [marker, *self._items(obj)]
+            self._sequence(obj)
+        elif marker.code == c.REF:
+            self._pack(marker)
+        else:
+            self._start(marker, len(obj))
+            self._items(obj)
 
-    def _dict(self, obj: dict[object, object]) -> object:
+    def _dict(self, obj: dict[object, object]) -> None:
         marker = self._define(obj, c.DICT)
-        if marker is None:
-            return self._mapping(obj)
-        if marker.code == c.REF:
-            return marker
-        return [marker, self._mapping(obj)]
+        if marker is not None and marker.code == c.REF:
+            self._pack(marker)
+            return
+        if marker is not None:
+            self._start(marker, 1)
+        self._mapping(obj)
 
-    def _set(self, obj: set[object]) -> object:
+    def _set(self, obj: set[object]) -> None:
         marker = self._define(obj, c.SET)
         if marker is not None and marker.code == c.REF:
-            return marker
-        return [SET_MARKER if marker is None else marker, *self._items(obj, "<item {}>")]
+            self._pack(marker)
+            return
+        self._start(SET_MARKER if marker is None else marker, len(obj))
+        self._items(obj, "<item {}>")
 
-    def _bytearray(self, obj: bytearray) -> object:
+    def _bytearray(self, obj: bytearray) -> None:
         marker = self._define(obj, c.BYTEARRAY)
         if marker is None:
-            return ExtType(c.BYTEARRAY, bytes(obj))
-        if marker.code == c.REF:
-            return marker
-        return [marker, bytes(obj)]
+            self._pack(ExtType(c.BYTEARRAY, bytes(obj)))
+        elif marker.code == c.REF:
+            self._pack(marker)
+        else:
+            self._pack([marker, bytes(obj)])
 
-    def _tuple(self, obj: tuple[object, ...]) -> object:
-        return [TUPLE_MARKER, *self._items(obj)]
+    def _tuple(self, obj: tuple[object, ...]) -> None:
+        self._start(TUPLE_MARKER, len(obj))
+        self._items(obj)
 
-    def _frozenset(self, obj: frozenset[object]) -> object:
-        return [FROZENSET_MARKER, *self._items(obj, "<item {}>")]
+    def _frozenset(self, obj: frozenset[object]) -> None:
+        self._start(FROZENSET_MARKER, len(obj))
+        self._items(obj, "<item {}>")
 
     # -------------------------------------------------------------------- objects
-    def _object(self, obj: object, info: ClassInfo) -> object:
+    def _object(self, obj: object, info: ClassInfo) -> None:
         marker = self._define(obj, info.code, info.marker.data)
         if marker is not None and marker.code == c.REF:
-            return marker
+            self._pack(marker)
+            return
         state = object_state(obj, info)
-        body = self._pydantic(state) if info.code == c.PYDANTIC else self._attrs(state)
-        return [info.marker if marker is None else marker, body]
+        self._start(info.marker if marker is None else marker, 1)
+        if info.code == c.PYDANTIC:
+            self._pydantic(state)
+        else:
+            self._attrs(state)
 
-    def _pydantic(self, state: dict[str, Any]) -> dict[str, object]:
-        body: dict[str, object] = {"fields": self._attrs(state["fields"]), "set": state["set"]}
-        for slot in PYDANTIC_SLOTS:
-            if slot in state:
-                body[slot] = None if state[slot] is None else self._attrs(state[slot])
-        return body
+    def _pydantic(self, state: dict[str, Any]) -> None:
+        self._packer.pack_map_header(len(state))
+        for key, value in state.items():
+            self._pack(key)
+            if key == "set" or value is None:
+                self._pack(value)
+            else:
+                self._attrs(value)
 
-    def _exception(self, exc: BaseException, info: ClassInfo) -> object:
+    def _exception(self, exc: BaseException, info: ClassInfo) -> None:
         marker = self._define(exc, c.EXCEPTION, info.marker.data)
         if marker is not None and marker.code == c.REF:
-            return marker
+            self._pack(marker)
+            return
         message, args, attrs, cause, context, suppress, fields = exception_content(exc, info)
         group = isinstance(exc, BaseExceptionGroup) and marker is not None
         if group:
             self._unfinished.add(id(exc))
-        content = [
-            message,
-            _labelled(self._items, args, ".args"),
-            self._attrs(attrs),  # type: ignore[arg-type]
-            _labelled(self.convert, cause, ".__cause__"),
-            _labelled(self.convert, context, ".__context__"),
-            suppress,
-            self._attrs(fields),  # type: ignore[arg-type]
-        ]
+        self._start(info.marker if marker is None else marker, 7)
+        self._pack(message)
+        _labelled(self._sequence, args, ".args")
+        self._attrs(attrs)  # type: ignore[arg-type]
+        _labelled(self.write, cause, ".__cause__")
+        _labelled(self.write, context, ".__context__")
+        self._pack(suppress)
+        self._attrs(fields)  # type: ignore[arg-type]
         if group:
             self._unfinished.discard(id(exc))
-        return [info.marker if marker is None else marker, *content]
 
     # ------------------------------------------------------------------- children
-    def _items(self, items: Iterable[object], label: str = "[{}]") -> list[object]:
-        out: list[object] = []
-        try:
+    def _sequence(self, items: Collection[object]) -> None:
+        if type(items) is list and ATOMIC.issuperset(map(type, items)):
+            self._pack(items)  # all in C
+            return
+        self._array(len(items))
+        self._items(items)
+
+    def _items(self, items: Collection[object], label: str = "[{}]") -> None:
+        if ATOMIC.issuperset(map(type, items)):
             for item in items:
-                out.append(self.convert(item))
+                self._pack(item)
+            return
+        index = 0
+        try:
+            for index, item in enumerate(items):  # noqa: B007 -- the label needs it
+                self.write(item)
         except EncodeFailure as failure:
-            failure.labels.append(label.format(len(out)))
+            failure.labels.append(label.format(index))
             raise
-        return out
 
-    def _mapping(self, obj: dict[object, object]) -> dict[object, object]:
-        out: dict[object, object] = {}
+    def _mapping(self, obj: dict[object, object]) -> None:
+        self._packer.pack_map_header(len(obj))
         for key, value in obj.items():
-            converted = _labelled(self.convert, key, f"<key {_short_repr(key)}>")
-            out[converted] = _labelled(self.convert, value, f"[{_short_repr(key)}]")
-        return out
+            _labelled(self.write, key, f"<key {_short_repr(key)}>")
+            _labelled(self.write, value, f"[{_short_repr(key)}]")
 
-    def _attrs(self, attrs: dict[str, object]) -> dict[str, object]:
-        out: dict[str, object] = {}
+    def _attrs(self, attrs: dict[str, object]) -> None:
+        self._packer.pack_map_header(len(attrs))
         for name, value in attrs.items():
-            out[name] = _labelled(self.convert, value, f".{name}")
-        return out
+            self._pack(name)
+            _labelled(self.write, value, f".{name}")
 
 
-_BY_TYPE: Final[dict[type, Callable[[GraphEncoder, Any], object]]] = {
+_BY_TYPE: Final[dict[type, Callable[[GraphEncoder, Any], None]]] = {
     list: GraphEncoder._list,
     dict: GraphEncoder._dict,
     set: GraphEncoder._set,
@@ -196,9 +233,9 @@ _BY_TYPE: Final[dict[type, Callable[[GraphEncoder, Any], object]]] = {
 }
 
 
-def _labelled(convert: Callable[[Any], Any], value: object, label: str) -> Any:
+def _labelled(write: Callable[[Any], None], value: object, label: str) -> None:
     try:
-        return convert(value)
+        write(value)
     except EncodeFailure as failure:
         failure.labels.append(label)
         raise
