@@ -89,12 +89,7 @@ def pg_template(pg_server: str) -> Iterator[str]:
 @pytest.fixture
 async def pg_dsn(pg_server: str, pg_template: str) -> AsyncIterator[str]:
     """DSN of a fresh, migrated database for this test alone."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(pg_server)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    finally:
-        await conn.close()
+    name = await _clone_template(pg_server, pg_template, "t")
     yield with_database(pg_server, name)
     await _drop_database(pg_server, name)
 
@@ -110,3 +105,21 @@ async def pg_empty_dsn(pg_server: str) -> AsyncIterator[str]:
         await conn.close()
     yield with_database(pg_server, name)
     await _drop_database(pg_server, name)
+
+
+async def _clone_template(admin_dsn: str, template: str, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await conn.close()
+    return name
+
+
+@pytest.fixture(scope="module")
+def pg_module_dsn(pg_server: str, pg_template: str) -> Iterator[str]:
+    """DSN of a fresh, migrated database shared by the tests of one module."""
+    name = _in_thread(_clone_template, pg_server, pg_template, "m")
+    yield with_database(pg_server, name)
+    _in_thread(_drop_database, pg_server, name)
