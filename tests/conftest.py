@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -48,11 +48,32 @@ def pg_server() -> Iterator[str]:
     # Not under pytest's tmp dir: it is mode 0700 and, when the tests run as root, the
     # server runs as the 'postgres' user, which must be able to reach its data dir.
     base = Path(tempfile.mkdtemp(prefix="rappelx-test-pg-"))
+    _EMBEDDED_BASE.append(base)
     try:
         yield ensure_embedded(base, settings=FAST_SETTINGS)
     finally:
+        _EMBEDDED_BASE.clear()
         stop_embedded(base)
         shutil.rmtree(base, ignore_errors=True)
+
+
+_EMBEDDED_BASE: list[Path] = []
+
+
+@pytest.fixture
+def pg_restart(pg_server: str) -> Callable[[], Awaitable[None]]:
+    """A coroutine function that restarts the session's Postgres (fast shutdown)."""
+    if not _EMBEDDED_BASE:
+        pytest.skip(
+            "restarting Postgres needs the embedded test server, not RAPPELX_TEST_DATABASE_URL"
+        )
+    base = _EMBEDDED_BASE[0]
+
+    async def restart() -> None:
+        await asyncio.to_thread(stop_embedded, base)
+        await asyncio.to_thread(ensure_embedded, base)
+
+    return restart
 
 
 async def _create_template(admin_dsn: str, name: str) -> None:
