@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
-import inspect
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,18 +35,18 @@ def serve_workers(
     """Run a dispatcher and worker pool for ``modules`` until SIGTERM/SIGINT."""
     if not modules:
         raise CliError("name the modules that define your workflows and actions: --module M")
-    for name in modules:
-        # Fail here, with the import error, rather than in every worker subprocess.
-        import_module(name)
-    serve = _runtime_attr("rappelx.runtime._dispatcher", "serve", "workers")
+    # Fail here, with the import error, rather than in every worker subprocess.
+    names = [import_module(name).__name__ for name in modules]
+    from rappelx.runtime._dispatcher import serve
+
     resolved = resolve_dsn(dsn)
     with database_errors():
-        outcome = serve(
-            list(modules), processes=processes, concurrency=concurrency,
-            queues=list(queues), dsn=resolved,
+        asyncio.run(
+            serve(
+                names, processes=processes, concurrency=concurrency,
+                queues=list(queues), dsn=resolved,
+            )
         )  # fmt: skip
-        if inspect.isawaitable(outcome):
-            asyncio.run(_awaited(outcome))
 
 
 async def migrate_database(dsn: str | None) -> list[int]:
@@ -107,10 +106,6 @@ def _runtime_attr(module: str, name: str, command: str) -> Any:
     if not callable(found):
         raise NotAvailableYet(command, f"{module}.{name}")
     return found
-
-
-async def _awaited(outcome: Any) -> None:
-    await outcome
 
 
 def _as_mapping(record: Any) -> Mapping[str, Any]:

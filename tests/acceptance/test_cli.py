@@ -1,0 +1,190 @@
+"""The ``rappelx`` command end to end, in subprocesses: ``python -m rappelx`` and the
+console script, locally and against a real Postgres with real workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = Path(sys.executable).with_name("rappelx")
+
+FAILING = textwrap.dedent(
+    """
+    from __future__ import annotations
+
+    from rappelx import Workflow, action, workflow
+
+
+    @action
+    async def lookup(key: str) -> int:
+        raise KeyError(key)
+
+
+    @workflow
+    class Lookup(Workflow):
+        async def run(self, key: str) -> int:
+            try:
+                return await lookup(key)
+            except KeyError as exc:
+                raise ValueError(f"no value for {key}") from exc
+    """
+)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "rx_accept_flows.py").write_text(FAILING)
+    return tmp_path
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAPPELX_")}
+    env["PYTHONPATH"] = str(REPO)
+    return {**env, **extra}
+
+
+def rappelx(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, module: bool = True
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "rappelx"] if module else [str(SCRIPT)]
+    return subprocess.run(
+        [*command, *args],
+        cwd=cwd,
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_python_m_runs_a_workflow_locally(workdir: Path) -> None:
+    done = rappelx(
+        "run", "examples.greeting:Greeting", "--input", '{"user_id": "u2"}', "--local",
+        cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == "Hello, Grace, welcome back! (12 visits)"
+
+
+def test_console_script_reads_options_from_the_environment(workdir: Path) -> None:
+    env = cli_env(RAPPELX_INPUT='["u1"]', RAPPELX_LOCAL="1")
+    done = rappelx("run", "examples.greeting:Greeting", cwd=workdir, env=env, module=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == "Hello, Ada! (3 visits)"
+
+
+def test_a_failing_workflow_prints_its_cause_chain(workdir: Path) -> None:
+    done = rappelx(
+        "run", "rx_accept_flows:Lookup", "--input", '{"key": "k"}', "--local", cwd=workdir
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "error: workflow Lookup raised ValueError",
+        "  caused by: ValueError: no value for k",
+        "  caused by: KeyError: 'k'",
+    ]
+    assert done.stdout == ""
+
+
+def test_visualize_through_python_m(workdir: Path) -> None:
+    done = rappelx("visualize", "examples.greeting:Greeting", "-o", "g.dot", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    dot = (workdir / "g.dot").read_text()
+    assert "digraph Greeting" in dot and "fetch_user(user_id)" in dot and "label=raise" in dot
+
+
+def test_version(workdir: Path) -> None:
+    done = rappelx("--version", cwd=workdir, module=False)
+    assert done.returncode == 0
+    assert done.stdout.startswith("rappelx 0.")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "error: name the modules that define your workflows and actions: --module M"),
+        (["--module", "rx_missing_module"], "error: no module named 'rx_missing_module'"),
+        (["--log-format", "xml", "-m", "x"], "error: unknown log format 'xml'; use one of json"),
+    ],
+)
+def test_workers_reject_bad_options(workdir: Path, args: list[str], message: str) -> None:
+    done = rappelx("workers", *args, cwd=workdir)
+    assert done.returncode == 1
+    assert done.stderr.startswith(message), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.postgres
+async def test_db_migrate_applies_then_reports_up_to_date(pg_empty_dsn: str, workdir: Path) -> None:
+    env = cli_env(RAPPELX_DATABASE_URL=pg_empty_dsn)
+    first = rappelx("db", "migrate", cwd=workdir, env=env)
+    assert (first.returncode, first.stdout) == (0, "applied migrations 0001\n"), first.stderr
+    again = rappelx("db", "migrate", cwd=workdir, env=env)
+    assert (again.returncode, again.stdout) == (0, "the database schema is up to date\n")
+
+
+@pytest.mark.postgres
+async def test_run_without_workers_queues_and_times_out(pg_dsn: str, workdir: Path) -> None:
+    env = cli_env(RAPPELX_DATABASE_URL=pg_dsn)
+    queued = rappelx("run", "examples.greeting:Greeting", "--input", '["u1"]', "--no-wait",
+                     cwd=workdir, env=env)  # fmt: skip
+    assert queued.returncode == 0, queued.stderr
+    instance = uuid.UUID(queued.stdout.strip())
+    assert queued.stderr == f"started Greeting instance {instance}\n"
+    waited = rappelx("run", "examples.greeting:Greeting", "--input", '["u1"]', "--timeout", "1",
+                     cwd=workdir, env=env)  # fmt: skip
+    assert waited.returncode == 1
+    assert "did not finish within 1.0 s; it keeps running" in waited.stderr
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        rows = await conn.fetch("SELECT id, status FROM rappelx_instances ORDER BY created_at")
+    finally:
+        await conn.close()
+    assert [r["status"] for r in rows] == ["pending", "pending"]
+    assert rows[0]["id"] == instance
+
+
+@pytest.mark.postgres
+async def test_workers_run_workflows_durably_and_stop_on_sigterm(
+    pg_dsn: str, workdir: Path
+) -> None:
+    env = cli_env(
+        RAPPELX_DATABASE_URL=pg_dsn,
+        RAPPELX_USER_MODULE="examples.greeting,rx_accept_flows",
+        RAPPELX_PROCESSES="1",
+    )
+    workers = subprocess.Popen(
+        [str(SCRIPT), "workers"], cwd=workdir, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        ok = rappelx("run", "examples.greeting:Greeting", "--input", '{"user_id": "u1"}',
+                     "--timeout", "60", cwd=workdir, env=env)  # fmt: skip
+        assert ok.returncode == 0, ok.stderr
+        assert json.loads(ok.stdout) == "Hello, Ada! (3 visits)"
+        failed = rappelx("run", "rx_accept_flows:Lookup", "--input", '["k"]', "--timeout", "60",
+                         cwd=workdir, env=env)  # fmt: skip
+        assert failed.returncode == 1
+        lines = failed.stderr.splitlines()
+        assert lines[1].startswith("error: workflow Lookup instance ") and lines[1].endswith(
+            " raised ValueError"
+        )
+        assert lines[2] == "  caused by: ValueError: no value for k"
+    finally:
+        workers.send_signal(signal.SIGTERM)
+        _, logs = workers.communicate(timeout=60)
+    assert workers.returncode == 0, logs
+    # Worker subprocesses share this stderr; the dispatcher's own records are JSON lines.
+    records = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    messages = [r["message"] for r in records if r["logger"] == "rappelx.dispatcher"]
+    assert messages[0].endswith("serving queues default")
+    assert messages[-1].endswith("stopped")
