@@ -22,7 +22,23 @@ FAILING = textwrap.dedent(
     """
     from __future__ import annotations
 
+    from dataclasses import dataclass
+    from datetime import date
+
     from rappelx import Workflow, action, workflow
+
+
+    @dataclass
+    class Report:
+        day: date
+        tags: set[str]
+        counts: tuple[int, ...]
+
+
+    @workflow
+    class Reporting(Workflow):
+        async def run(self) -> Report:
+            return Report(date(2024, 5, 17), {"b", "a"}, (1, 2))
 
 
     @action
@@ -94,6 +110,12 @@ def test_a_failing_workflow_prints_its_cause_chain(workdir: Path) -> None:
         "  caused by: KeyError: 'k'",
     ]
     assert done.stdout == ""
+
+
+def test_results_print_as_json(workdir: Path) -> None:
+    done = rappelx("run", "rx_accept_flows:Reporting", "--local", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"day": "2024-05-17", "tags": ["a", "b"], "counts": [1, 2]}
 
 
 def test_visualize_through_python_m(workdir: Path) -> None:
