@@ -21,7 +21,12 @@ stamp=.venv/.rappelx-installed
 extras="${RAPPELX_EXTRAS:-dev}"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) $extras"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[$extras]"
+    echo "installing rappelx and its dependencies into .venv (first run only)..." >&2
+    if ! { .venv/bin/python -m pip install --upgrade pip &&
+           .venv/bin/python -m pip install -e ".[$extras]"; } > .venv/install.log 2>&1; then
+        cat .venv/install.log >&2
+        echo "installing into .venv failed; see the log above" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi
