@@ -61,12 +61,14 @@ def _text(exc: BaseException, *, qualified: bool) -> str:
 
 @contextmanager
 def reporting_errors() -> Iterator[None]:
-    """Turn a :class:`RappelxError` raised inside into a message on stderr and exit 1.
-
-    Anything else is a bug and keeps its traceback.
+    """Turn a :class:`RappelxError` raised inside into a message on stderr and exit 1
+    (Ctrl-C: exit 130). Anything else is a bug and keeps its traceback.
     """
     try:
         yield
     except RappelxError as exc:
         print(describe(exc), file=sys.stderr)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
