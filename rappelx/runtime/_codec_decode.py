@@ -26,6 +26,7 @@ from msgpack import unpackb
 from rappelx.exceptions import CodecError, WorkflowFailed
 from rappelx.runtime import _codec_classes as c
 from rappelx.runtime._codec_decode_objects import (
+    dataclass_builder,
     fill_dataclass,
     fill_exception,
     fill_pydantic,
@@ -40,20 +41,22 @@ _Build = Callable[[list[Any]], object]
 class Marker:
     """What a marker ext decodes to: how to build a value from its ``[marker, ...]`` list."""
 
-    __slots__ = ("build",)
+    __slots__ = ("build", "code")
 
-    def __init__(self, build: _Build) -> None:
+    def __init__(self, build: _Build, code: int = 0) -> None:
         self.build = build
+        self.code = code
 
 
 class Decoder:
     """Decodes one payload; holds its shared objects by ref."""
 
-    __slots__ = ("_memo", "_open")
+    __slots__ = ("_classes", "_memo", "_open")
 
     def __init__(self) -> None:
         self._memo: dict[int, object] = {}
         self._open = 0  # markers read but not yet consumed by their list
+        self._classes: dict[bytes, Marker] = {}  # class markers met in this payload
 
     def decode(self, data: bytes) -> object:
         """Return the value encoded in ``data``.
@@ -75,9 +78,15 @@ class Decoder:
         if code == c.REF:
             return self._ref(data)
         self._open += 1
+        marker = _BUILTIN_MARKERS.get(code)
+        if marker is not None:
+            return marker
         if code == c.SHARED:
             return self._shared(data)
-        return _BUILTIN_MARKERS.get(code) or class_marker(code, data)
+        marker = self._classes.get(data)
+        if marker is None or marker.code != code:
+            marker = self._classes[data] = class_marker(code, data)
+        return marker
 
     def _list(self, items: list[Any]) -> object:
         if items and type(items[0]) is Marker:
@@ -247,7 +256,6 @@ def class_marker(code: int, name: bytes) -> Marker:
         CodecError: The class is not loaded or not of that kind (exceptions excepted:
             their marker builds a ``WorkflowFailed`` stand-in).
     """
-    name = bytes(name)
     hit = _RESOLVED.get(name)
     if hit is not None and hit.valid(code):
         return hit.marker
@@ -255,12 +263,12 @@ def class_marker(code: int, name: bytes) -> Marker:
         cls = _find(code, name)
         if cls is None:
             error_type = _type_name(name)
-            return Marker(lambda items: fill_stand_in(None, error_type, items))
+            return Marker(lambda items: fill_stand_in(None, error_type, items), code)
     elif code in _CLASS_BUILDS:
         cls = _require(code, name)
     else:
         raise CodecError(f"cannot decode: unknown ext type {code}; corrupt data or newer rappelx")
-    marker = Marker(_CLASS_BUILDS[code](cls))
+    marker = Marker(_CLASS_BUILDS[code](cls), code)
     _RESOLVED[name] = _Resolved(code, name, cls, marker)
     return marker
 
@@ -285,7 +293,7 @@ def _enum_build(cls: Any) -> _Build:
 
 _CLASS_BUILDS: Final[dict[int, Callable[[Any], _Build]]] = {
     c.ENUM: _enum_build,
-    c.DATACLASS: lambda cls: lambda items: fill_dataclass(new_instance(cls), items),
+    c.DATACLASS: dataclass_builder,
     c.PYDANTIC: lambda cls: lambda items: fill_pydantic(new_instance(cls), items),
     c.EXCEPTION: lambda cls: lambda items: fill_exception(new_exception(cls, items[2]), items),
 }

@@ -9,6 +9,7 @@ builtin fields, attributes, cause and context set directly. No ``__init__``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rappelx.exceptions import CodecError, WorkflowFailed
@@ -22,6 +23,24 @@ def new_instance(cls: type) -> object:
         return object.__new__(cls)
     except TypeError as exc:  # a builtin base with its own layout, such as a tuple
         raise CodecError(f"cannot decode {c.type_name(cls)}: {exc}") from None
+
+
+def dataclass_builder(cls: type) -> Callable[[list[Any]], object]:
+    """Return the function that builds ``cls`` instances from ``[marker, state]``."""
+    if c.class_info(cls, reachable=False).slot_fields:
+        return lambda items: fill_dataclass(new_instance(cls), items)
+    new = object.__new__
+
+    def build(items: list[Any]) -> object:  # the common case, kept short: it runs per object
+        _, state = items
+        obj: Any = new(cls)
+        if type(state) is not dict:
+            _require_map(state, obj)
+        if state:
+            obj.__dict__.update(state)
+        return obj
+
+    return build
 
 
 def fill_dataclass(obj: Any, items: list[Any]) -> object:

@@ -50,16 +50,30 @@ def default(obj: object) -> object:
     Raises:
         EncodeFailure: The value is not supported.
     """
-    cls = type(obj)
-    encode = BUILTIN_ENCODERS.get(cls)
-    if encode is not None:
-        return encode(obj)
+    encode = _ENCODERS.get(type(obj))
+    if encode is None:
+        encode = _class_encoder(type(obj))
+    return encode(obj)
+
+
+def _class_encoder(cls: type) -> Callable[[Any], object]:
     info = c.class_info(cls)
+    marker = info.marker
     if info.code == c.ENUM:
-        return [info.marker, enum_name(obj)]  # type: ignore[arg-type]
-    if info.code == c.EXCEPTION:
-        return [info.marker, *exception_content(obj, info)]  # type: ignore[arg-type]
-    return [info.marker, object_state(obj, info)]
+        encode = _encode_with(marker, enum_name)
+    elif info.code == c.EXCEPTION:
+        encode = lambda exc: [marker, *exception_content(exc, info)]  # noqa: E731
+    elif info.code == c.DATACLASS and not info.slot_fields:
+        encode = _encode_with(marker, vars)
+    else:
+        encode = _encode_with(marker, lambda obj: object_state(obj, info))
+    if c.is_cached(cls):
+        _ENCODERS[cls] = encode
+    return encode
+
+
+def _encode_with(marker: ExtType, content: Callable[[Any], object]) -> Callable[[Any], object]:
+    return lambda obj: [marker, content(obj)]
 
 
 # ---------------------------------------------------------------------------- builtins
@@ -122,6 +136,8 @@ BUILTIN_ENCODERS: Final[dict[type, Callable[[Any], object]]] = {
     UUID: lambda value: ExtType(c.UUID_, value.bytes),
     Decimal: lambda value: ExtType(c.DECIMAL, str(value).encode("ascii")),
 }
+# The builtin encoders, plus one per user class met (only classes reachable by name).
+_ENCODERS: dict[type, Callable[[Any], object]] = dict(BUILTIN_ENCODERS)
 
 
 def enum_name(member: Enum) -> object:

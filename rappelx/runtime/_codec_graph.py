@@ -46,7 +46,7 @@ class GraphEncoder:
         self._refs: dict[int, int] = {}
         self._unfinished: set[int] = set()  # shared exception groups being written
         self._packer = Packer(
-            default=default, strict_types=True, use_bin_type=True, autoreset=False
+            default=default, strict_types=True, use_bin_type=True, autoreset=False, buf_size=1024
         )
         self._pack: Callable[[object], None] = self._packer.pack
         self._array: Callable[[int], None] = self._packer.pack_array_header
@@ -191,14 +191,14 @@ class GraphEncoder:
 
     # ------------------------------------------------------------------- children
     def _sequence(self, items: Collection[object]) -> None:
-        if type(items) is list and ATOMIC.issuperset(map(type, items)):
+        if type(items) is list and _all_atomic(items):
             self._pack(items)  # all in C
             return
         self._array(len(items))
         self._items(items)
 
     def _items(self, items: Collection[object], label: str = "[{}]") -> None:
-        if ATOMIC.issuperset(map(type, items)):
+        if _all_atomic(items):
             for item in items:
                 self._pack(item)
             return
@@ -211,16 +211,32 @@ class GraphEncoder:
             raise
 
     def _mapping(self, obj: dict[object, object]) -> None:
+        if _all_atomic(obj) and _all_atomic(obj.values()):
+            self._pack(obj)  # all in C
+            return
         self._packer.pack_map_header(len(obj))
         for key, value in obj.items():
-            _labelled(self.write, key, f"<key {_short_repr(key)}>")
-            _labelled(self.write, value, f"[{_short_repr(key)}]")
+            label = "<key {}>"
+            try:
+                self.write(key)
+                label = "[{}]"
+                self.write(value)
+            except EncodeFailure as failure:
+                failure.labels.append(label.format(_short_repr(key)))
+                raise
 
     def _attrs(self, attrs: dict[str, object]) -> None:
+        if type(attrs) is dict and _all_atomic(attrs.values()):
+            self._pack(attrs)  # all in C
+            return
         self._packer.pack_map_header(len(attrs))
         for name, value in attrs.items():
             self._pack(name)
-            _labelled(self.write, value, f".{name}")
+            try:
+                self.write(value)
+            except EncodeFailure as failure:
+                failure.labels.append(f".{name}")
+                raise
 
 
 _BY_TYPE: Final[dict[type, Callable[[GraphEncoder, Any], None]]] = {
@@ -239,6 +255,10 @@ def _labelled(write: Callable[[Any], None], value: object, label: str) -> None:
     except EncodeFailure as failure:
         failure.labels.append(label)
         raise
+
+
+def _all_atomic(items: Collection[object]) -> bool:
+    return ATOMIC.issuperset(map(type, items))
 
 
 def _short_repr(key: object) -> str:

@@ -168,7 +168,8 @@ def same(a: object, b: object) -> bool:
             same(k1, k2) and same(a[k1], b[k2]) for k1, k2 in zip(a, b, strict=True)
         )
     if isinstance(a, set | frozenset):
-        return a == b and sorted(map(repr, a)) == sorted(map(repr, b))  # type: ignore[arg-type]
+        assert isinstance(b, set | frozenset)
+        return a == b and all(any(same(x, y) for y in b) for x in a)
     if isinstance(a, datetime | time):
         return a == b and a.tzinfo == b.tzinfo and repr(a) == repr(b)  # type: ignore[union-attr]
     if isinstance(a, Decimal):
