@@ -318,11 +318,16 @@ def _require(code: int, name: bytes) -> type:
     if cls is not None:
         return cls
     module, _, qualname = name.decode().partition(":")
+    if module not in sys.modules:
+        raise CodecError(
+            f"cannot decode {module}.{qualname}: module {module} is not imported in this "
+            f"process; import it before decoding (rappelx never imports modules named by data)"
+        )
     found = c.find_class(module, qualname)
     if found is None:
         raise CodecError(
-            f"cannot decode {module}.{qualname}: it is not loaded in this process; import "
-            f"{module} before decoding (rappelx never imports modules named by data)"
+            f"cannot decode {module}.{qualname}: module {module} has no {qualname} (was it "
+            f"renamed or removed?)"
         )
     kind = type(found).__qualname__
     raise CodecError(
