@@ -132,7 +132,9 @@ class PgStore:
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> PgStore:
         """Open a pool on ``dsn`` and apply any missing migrations."""
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        # No reset on release: rappelx keeps no session state on pooled connections,
+        # and the reset would cost a round trip per transaction.
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_no_reset)
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
@@ -227,26 +229,23 @@ class PgStore:
         """Record worker results and advance their instances, in one transaction."""
         ids = sorted({c.instance_id for c in completions})
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(query("lock_instances"), ids)
-            locked = {r["id"]: LockedInstance.from_row(r) for r in rows}
-            recorded = await conn.fetch(
-                query("record_results"),
+            rows = await conn.fetch(
+                query("lock_and_record"), ids,
                 [c.lease_id for c in completions], [c.ok for c in completions],
                 [c.payload for c in completions], [c.duration for c in completions],
                 [c.infra for c in completions], ctx.infra_cap,
             )  # fmt: skip
+            locked = {r["id"]: LockedInstance.from_row(r) for r in rows if r["kind"] == "instance"}
             events: dict[uuid.UUID, list[Event]] = defaultdict(list)
             requeued: set[str] = set()
-            for r in recorded:
+            for r in rows:
+                if r["kind"] != "result":
+                    continue
                 if r["status"] == "ready":
                     requeued.add(r["queue"])
-                elif r["instance_id"] in locked:
-                    events[r["instance_id"]].append(_result_event(r))
-            applied = await _step_and_write(conn, locked, events, ctx)
-            if requeued:
-                await conn.execute(query("notify_ready"), sorted(requeued))
-        applied.wake_queues |= requeued
-        return applied
+                else:
+                    events[r["id"]].append(_result_event(r, r["id"]))
+            return await _step_and_write(conn, locked, events, ctx, wake=requeued)
 
     async def advance_due(self, ctx: StepContext, limit: int) -> Applied:
         """Advance instances with work found in the database, in one transaction.
@@ -278,6 +277,10 @@ class PgStore:
         return [VersionReport(r["workflow"], r["version"], r["instances"]) for r in rows]
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None
+
+
 def _claimed(row: Mapping[str, Any]) -> Claimed:
     return Claimed(
         lease_id=row["lease_id"],
@@ -290,13 +293,13 @@ def _claimed(row: Mapping[str, Any]) -> Claimed:
     )
 
 
-def _result_event(row: Mapping[str, Any]) -> Event:
+def _result_event(row: Mapping[str, Any], instance_id: uuid.UUID) -> Event:
     if row["infra"]:
         return ActionFailed(
             row["action_id"],
             ActionLost(
                 f"attempt {row['attempt']} of action {row['action_id']} of instance "
-                f"{row['instance_id']} lost its worker {row['infra_retries']} times; giving "
+                f"{instance_id} lost its worker {row['infra_retries']} times; giving "
                 "up on it. The action probably crashes its worker process (see the worker "
                 "logs)."
             ),
@@ -314,7 +317,8 @@ async def _due_events(
         for t in sorted(timers, key=_due_key):
             events[t["instance_id"]].append(TimerFired(t["timer_id"]))
         for lost in await conn.fetch(query("take_lost_actions"), running):
-            events[lost["instance_id"]].append(_result_event({**lost, "infra": True}))
+            lost_event = _result_event({**lost, "infra": True}, lost["instance_id"])
+            events[lost["instance_id"]].append(lost_event)
     for instance_id, instance in locked.items():
         if instance.cancel_requested:
             events[instance_id].append(Cancelled())
@@ -332,8 +336,12 @@ async def _step_and_write(
     locked: Mapping[uuid.UUID, LockedInstance],
     events: Mapping[uuid.UUID, list[Event]],
     ctx: StepContext,
+    *,
+    wake: set[str] | frozenset[str] = frozenset(),
 ) -> Applied:
+    """Step every instance with events and write the batch; also wake ``wake`` queues."""
     batch = StepBatch(queues=ctx.queues, lease_budget=ctx.lease_budget)
+    batch.wake_queues |= wake
     for instance_id, instance_events in events.items():
         instance = locked[instance_id]
         workflow = ctx.workflows.get(instance.version)
@@ -343,10 +351,12 @@ async def _step_and_write(
             continue
         advance(instance, instance_events, workflow, batch)
     applied = Applied(advanced=len(batch.ids), next_due=batch.next_due)
+    applied.wake_queues = set(batch.wake_queues)
     if not batch:
+        if wake:
+            await conn.execute(query("notify_ready"), sorted(wake))
         return applied
     row = await conn.fetchrow(query("apply_steps"), *batch.params(ctx.owner, ctx.grace))
-    applied.wake_queues = set(batch.wake_queues)
     if row["lease_ids"]:
         applied.leased = _direct_leases(batch, row)
     return applied

@@ -5,7 +5,7 @@ Usage: ``python -m tests.integration._workers_main DSN MODULE [MODULE...]``
 
 from __future__ import annotations
 
-import asyncio
+import uvloop
 import logging
 import sys
 
@@ -17,7 +17,7 @@ CONFIG = DispatcherConfig(poll_interval=0.2, lease=2.0, grace=2.0, drain_timeout
 def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     dsn, *modules = sys.argv[1:]
-    asyncio.run(serve(modules, processes=1, concurrency=64, dsn=dsn, config=CONFIG))
+    uvloop.run(serve(modules, processes=1, concurrency=64, dsn=dsn, config=CONFIG))
 
 
 if __name__ == "__main__":

@@ -171,16 +171,6 @@ FROM orphans AS o
 WHERE a.instance_id = o.instance_id AND a.action_id = o.action_id AND a.attempt = o.attempt
 RETURNING a.queue;
 
--- name: lock_instances
--- Lock unfinished instances by id, in id order so that concurrent batches cannot
--- deadlock, and read their state.
--- $1: ids uuid[]
-SELECT id, workflow, version, status, state, input, cancel_requested
-FROM rappelx_instances
-WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running')
-ORDER BY id
-FOR UPDATE;
-
 -- name: lock_due_work
 -- Lock up to $2 instances of each kind that have work found in the database: queued
 -- starts, cancellation requests, due timers, actions lost past the retry cap. Rows
@@ -238,31 +228,52 @@ SET status = 'failed', finished_at = now()
 WHERE instance_id = ANY($1::uuid[]) AND status = 'lost'
 RETURNING instance_id, action_id, attempt, infra_retries;
 
--- name: record_results
--- Store what the workers reported, for leases that are still current (a result of a
--- reclaimed lease is dropped). An infrastructure failure (the worker died) puts the
--- attempt back without counting it, up to the cap $6, then fails it. Returns the rows
--- that changed with their new status.
--- $1: lease ids bigint[], $2: ok bool[], $3: encoded value or error bytea[],
--- $4: durations float8[], $5: infra failure bool[], $6: infra retry cap
-UPDATE rappelx_actions AS a
-SET status = CASE
-        WHEN NOT r.infra THEN CASE WHEN r.ok THEN 'completed' ELSE 'failed' END
-        WHEN a.infra_retries + 1 >= $6 THEN 'failed'
-        ELSE 'ready' END,
-    result = CASE WHEN r.infra THEN NULL ELSE r.payload END,
-    duration = r.duration,
-    finished_at = CASE WHEN r.infra AND a.infra_retries + 1 < $6 THEN NULL ELSE now() END,
-    infra_retries = a.infra_retries + (CASE WHEN r.infra THEN 1 ELSE 0 END),
-    ready_at = now(),
-    lease_id = CASE WHEN r.infra THEN NULL ELSE a.lease_id END,
-    lease_owner = CASE WHEN r.infra THEN NULL ELSE a.lease_owner END,
-    deadline = NULL
-FROM unnest($1::bigint[], $2::bool[], $3::bytea[], $4::float8[], $5::bool[])
-    AS r(lease_id, ok, payload, duration, infra)
-WHERE a.lease_id = r.lease_id AND a.status = 'running'
-RETURNING a.instance_id, a.action_id, a.attempt, a.status, a.queue, a.infra_retries,
-    r.ok, r.infra, r.payload;
+-- name: lock_and_record
+-- Lock unfinished instances by id (in id order, so concurrent batches cannot deadlock)
+-- and store what the workers reported for their leases that are still current (a
+-- result of a reclaimed lease is dropped). An infrastructure failure (the worker died)
+-- puts the attempt back without counting it, up to the cap $7, then fails it. Returns
+-- the locked instances (kind 'instance') and the recorded results (kind 'result').
+-- $1: instance ids uuid[], $2: lease ids bigint[], $3: ok bool[],
+-- $4: encoded value or error bytea[], $5: durations float8[], $6: infra failure bool[],
+-- $7: infra retry cap
+WITH locked AS (
+    SELECT id, workflow, version, status, state, input, cancel_requested
+    FROM rappelx_instances
+    WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running')
+    ORDER BY id
+    FOR UPDATE
+), recorded AS (
+    UPDATE rappelx_actions AS a
+    SET status = CASE
+            WHEN NOT r.infra THEN CASE WHEN r.ok THEN 'completed' ELSE 'failed' END
+            WHEN a.infra_retries + 1 >= $7 THEN 'failed'
+            ELSE 'ready' END,
+        result = CASE WHEN r.infra THEN NULL ELSE r.payload END,
+        duration = r.duration,
+        finished_at = CASE WHEN r.infra AND a.infra_retries + 1 < $7 THEN NULL
+                           ELSE now() END,
+        infra_retries = a.infra_retries + (CASE WHEN r.infra THEN 1 ELSE 0 END),
+        ready_at = now(),
+        lease_id = CASE WHEN r.infra THEN NULL ELSE a.lease_id END,
+        lease_owner = CASE WHEN r.infra THEN NULL ELSE a.lease_owner END,
+        deadline = NULL
+    FROM unnest($2::bigint[], $3::bool[], $4::bytea[], $5::float8[], $6::bool[])
+        AS r(lease_id, ok, payload, duration, infra)
+    WHERE a.lease_id = r.lease_id AND a.status = 'running'
+      AND a.instance_id IN (SELECT id FROM locked)
+    RETURNING a.instance_id, a.action_id, a.attempt, a.status, a.queue, a.infra_retries,
+        r.ok, r.infra, r.payload
+)
+SELECT 'instance' AS kind, id, workflow, version, status, state, input, cancel_requested,
+       NULL::integer AS action_id, NULL::integer AS attempt, NULL::text AS queue,
+       NULL::integer AS infra_retries, NULL::boolean AS ok, NULL::boolean AS infra,
+       NULL::bytea AS payload
+FROM locked
+UNION ALL
+SELECT 'result', instance_id, NULL, NULL, status, NULL, NULL, NULL,
+       action_id, attempt, queue, infra_retries, ok, infra, payload
+FROM recorded;
 
 -- name: apply_steps
 -- Write one batch of engine steps for instances this transaction has locked: new
@@ -361,3 +372,29 @@ ORDER BY workflow, version;
 -- Wake the dispatchers of these queues (after putting actions back).
 -- $1: queues text[]
 SELECT count(pg_notify('rappelx_actions', q)) FROM unnest($1::text[]) AS q;
+
+-- name: list_instances
+-- The newest instances, optionally of one status, for `rappelx runs list`.
+-- $1: status text (NULL: any), $2: limit
+SELECT id, workflow, version, status, created_at, updated_at, finished_at
+FROM rappelx_instances
+WHERE $1::text IS NULL OR status = $1::text
+ORDER BY created_at DESC, id
+LIMIT $2;
+
+-- name: instance_detail
+-- One instance with its encoded input, result and error, for `rappelx runs show`.
+-- $1: id uuid
+SELECT id, workflow, version, status, input, result, error, cancel_requested, seq,
+       created_at, updated_at, finished_at
+FROM rappelx_instances
+WHERE id = $1;
+
+-- name: instance_actions
+-- Every attempt of every action of one instance, in the order they were queued.
+-- $1: id uuid
+SELECT action_id, attempt, name, queue, status, infra_retries, created_at, started_at,
+       finished_at, duration, result
+FROM rappelx_actions
+WHERE instance_id = $1
+ORDER BY created_at, action_id, attempt;
