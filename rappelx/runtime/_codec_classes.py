@@ -53,8 +53,6 @@ EXCEPTION: Final = 20  # marker, data = class name: [m, message, args, attrs, ca
 ATOMIC: Final[frozenset[type]] = frozenset({type(None), bool, int, float, str, bytes})
 # Builtin values encoded as one ext each, with no children to look into.
 LEAF_TYPES: Final[frozenset[type]] = frozenset({datetime, date, time, timedelta, UUID, Decimal})
-# Mutable builtins whose identity the codec preserves within one value.
-TRACKED_BUILTINS: Final[frozenset[type]] = frozenset({list, dict, set, bytearray})
 
 _SUBCLASS_HINTS: Final[tuple[tuple[type, str], ...]] = (
     (bool, "bool"),
