@@ -35,7 +35,7 @@ from typing import Protocol, TypeVar
 
 from rappelx.exceptions import RappelxError
 from rappelx.runtime._listen import Listener
-from rappelx.runtime._pgsteps import WorkflowLike
+from rappelx.runtime._pgsteps import StateCache, WorkflowLike
 from rappelx.runtime._pgstore import (
     TRANSIENT_ERRORS,
     Applied,
@@ -131,6 +131,7 @@ class Dispatcher:
             queues=frozenset(self._config.queues),
             grace=self._config.grace,
             infra_cap=self._config.infra_cap,
+            states=StateCache(),
         )
         self._inflight: dict[int, Claimed] = {}
         self._results: list[TaskResult] = []

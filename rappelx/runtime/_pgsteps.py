@@ -7,6 +7,7 @@ instance's failure to step (an engine or codec error) fails that instance only.
 
 from __future__ import annotations
 
+import collections
 import logging
 import uuid
 from collections.abc import Mapping
@@ -86,6 +87,7 @@ class LockedInstance:
     state: bytes | None
     input: bytes
     cancel_requested: bool
+    seq: int
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> LockedInstance:
@@ -98,7 +100,40 @@ class LockedInstance:
             state=row["state"],
             input=row["input"],
             cancel_requested=row["cancel_requested"],
+            seq=row["seq"],
         )
+
+
+class StateCache:
+    """The engine states this process wrote last, so its next step skips decoding them.
+
+    An entry is valid only for the ``seq`` it was written at: if anyone else advanced
+    the instance since, the row's ``seq`` differs and the state is decoded from the row.
+    Entries are taken out while a transaction uses them and put back only after it
+    commits, so a step that fails half-way never leaves a mutated state behind.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._entries: collections.OrderedDict[uuid.UUID, tuple[int, Any]] = (
+            collections.OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def take(self, instance_id: uuid.UUID, seq: int) -> Any | None:
+        """Remove and return the state cached for ``instance_id`` at ``seq``, if any."""
+        entry = self._entries.pop(instance_id, None)
+        return entry[1] if entry is not None and entry[0] == seq else None
+
+    def put_all(self, entries: list[tuple[uuid.UUID, int, Any]]) -> None:
+        """Remember committed states ``(instance_id, seq, state)``."""
+        for instance_id, seq, state in entries:
+            self._entries[instance_id] = (seq, state)
+            self._entries.move_to_end(instance_id)
+        while len(self._entries) > self._limit:
+            self._entries.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +175,7 @@ class StepBatch:
     timer_versions: list[str] = field(default_factory=list)
     timer_delays: list[float] = field(default_factory=list)
     finished: list[uuid.UUID] = field(default_factory=list)
+    cached: list[tuple[uuid.UUID, int, Any]] = field(default_factory=list)
     wake_queues: set[str] = field(default_factory=set)
     next_due: float | None = None
 
@@ -257,6 +293,7 @@ def advance(
     events: list[Event],
     workflow: WorkflowLike,
     batch: StepBatch,
+    states: StateCache | None = None,
 ) -> None:
     """Step ``instance`` through ``events`` (a pending one is started first) into ``batch``.
 
@@ -269,7 +306,7 @@ def advance(
         batch.add_instance(instance, "cancelled", error=encode_error(error), cancel_seen=True)
         return
     try:
-        _advance(instance, list(events), workflow, batch, cancel_seen)
+        _advance(instance, list(events), workflow, batch, cancel_seen, states)
     except Exception as exc:
         _log.exception("instance %s of %s cannot continue", instance.id, instance.workflow)
         failure = exc if isinstance(exc, RappelxError) else WorkflowRuntimeError(
@@ -289,6 +326,7 @@ def _advance(
     workflow: WorkflowLike,
     batch: StepBatch,
     cancel_seen: bool,
+    states: StateCache | None,
 ) -> None:
     engine = workflow.engine
     commands: list[Any] = []
@@ -296,8 +334,10 @@ def _advance(
         args, kwargs = _decode_input(instance)
         state, commands = engine.start(args, kwargs, seed=seed_for(instance.id))
     else:
-        assert instance.state is not None, "a running instance always has a state"
-        state = engine.loads(instance.state)
+        state = states.take(instance.id, instance.seq) if states is not None else None
+        if state is None:
+            assert instance.state is not None, "a running instance always has a state"
+            state = engine.loads(instance.state)
     pending_actions: list[tuple[DispatchAction, bytes]] = []
     steps = 0
     while True:
@@ -318,6 +358,7 @@ def _advance(
     for command, payload in pending_actions:
         batch.add_action(instance, command, payload)
     batch.add_instance(instance, "running", state=engine.dumps(state), cancel_seen=cancel_seen)
+    batch.cached.append((instance.id, instance.seq + 1, state))
 
 
 def _decode_input(instance: LockedInstance) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -21,6 +21,7 @@ from rappelx.runtime._events import ActionFailed, Cancelled, Event, TimerFired
 from rappelx.runtime._pgsteps import (
     ActionLost,
     LockedInstance,
+    StateCache,
     StepBatch,
     WorkflowLike,
     advance,
@@ -84,6 +85,7 @@ class StepContext:
         grace: Seconds past an action's timeout before its lease counts as lost.
         infra_cap: Losses of one attempt before it fails with :class:`ActionLost`.
         lease_budget: New runnable actions it may lease to itself in this batch.
+        states: Its cache of engine states, if it keeps one.
     """
 
     owner: uuid.UUID
@@ -92,6 +94,7 @@ class StepContext:
     grace: float
     infra_cap: int
     lease_budget: int = 0
+    states: StateCache | None = None
 
     @property
     def versions(self) -> list[str]:
@@ -108,6 +111,7 @@ class Applied:
     wake_queues: set[str] = field(default_factory=set)
     next_due: float | None = None
     more: bool = False
+    cached: list[tuple[uuid.UUID, int, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +249,9 @@ class PgStore:
                     requeued.add(r["queue"])
                 else:
                     events[r["id"]].append(_result_event(r, r["id"]))
-            return await _step_and_write(conn, locked, events, ctx, wake=requeued)
+            applied = await _step_and_write(conn, locked, events, ctx, wake=requeued)
+        _remember(ctx, applied)
+        return applied
 
     async def advance_due(self, ctx: StepContext, limit: int) -> Applied:
         """Advance instances with work found in the database, in one transaction.
@@ -260,6 +266,7 @@ class PgStore:
                 locked.setdefault(r["id"], LockedInstance.from_row(r))
             events = await _due_events(conn, locked)
             applied = await _step_and_write(conn, locked, events, ctx)
+        _remember(ctx, applied)
         applied.more = len(rows) >= limit
         return applied
 
@@ -279,6 +286,12 @@ class PgStore:
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
+
+
+def _remember(ctx: StepContext, applied: Applied) -> None:
+    """Cache the states of a batch that has committed."""
+    if ctx.states is not None:
+        ctx.states.put_all(applied.cached)
 
 
 def _claimed(row: Mapping[str, Any]) -> Claimed:
@@ -349,8 +362,8 @@ async def _step_and_write(
             # Claims are filtered by version, so only a hash shared by two workflows
             # gets here; leave such an instance to a process that has it.
             continue
-        advance(instance, instance_events, workflow, batch)
-    applied = Applied(advanced=len(batch.ids), next_due=batch.next_due)
+        advance(instance, instance_events, workflow, batch, ctx.states)
+    applied = Applied(advanced=len(batch.ids), next_due=batch.next_due, cached=batch.cached)
     applied.wake_queues = set(batch.wake_queues)
     if not batch:
         if wake:

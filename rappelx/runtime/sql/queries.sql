@@ -177,21 +177,22 @@ RETURNING a.queue;
 -- another dispatcher holds are skipped. An instance may be listed more than once.
 -- $1: versions text[], $2: limit per kind
 WITH pending AS (
-    SELECT id, workflow, version, status, state, input, cancel_requested
+    SELECT id, workflow, version, status, state, input, cancel_requested, seq
     FROM rappelx_instances
     WHERE status = 'pending' AND version = ANY($1::text[])
     ORDER BY created_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), cancelling AS (
-    SELECT id, workflow, version, status, state, input, cancel_requested
+    SELECT id, workflow, version, status, state, input, cancel_requested, seq
     FROM rappelx_instances
     WHERE cancel_requested AND status IN ('pending', 'running')
       AND version = ANY($1::text[])
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), timed AS (
-    SELECT i.id, i.workflow, i.version, i.status, i.state, i.input, i.cancel_requested
+    SELECT i.id, i.workflow, i.version, i.status, i.state, i.input, i.cancel_requested,
+           i.seq
     FROM rappelx_instances AS i
     WHERE i.status = 'running' AND i.id IN (
         SELECT instance_id FROM rappelx_timers
@@ -200,7 +201,8 @@ WITH pending AS (
         LIMIT $2)
     FOR UPDATE OF i SKIP LOCKED
 ), stranded AS (
-    SELECT i.id, i.workflow, i.version, i.status, i.state, i.input, i.cancel_requested
+    SELECT i.id, i.workflow, i.version, i.status, i.state, i.input, i.cancel_requested,
+           i.seq
     FROM rappelx_instances AS i
     WHERE i.status = 'running' AND i.id IN (
         SELECT instance_id FROM rappelx_actions
@@ -238,7 +240,7 @@ RETURNING instance_id, action_id, attempt, infra_retries;
 -- $4: encoded value or error bytea[], $5: durations float8[], $6: infra failure bool[],
 -- $7: infra retry cap
 WITH locked AS (
-    SELECT id, workflow, version, status, state, input, cancel_requested
+    SELECT id, workflow, version, status, state, input, cancel_requested, seq
     FROM rappelx_instances
     WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running')
     ORDER BY id
@@ -266,12 +268,12 @@ WITH locked AS (
         r.ok, r.infra, r.payload
 )
 SELECT 'instance' AS kind, id, workflow, version, status, state, input, cancel_requested,
-       NULL::integer AS action_id, NULL::integer AS attempt, NULL::text AS queue,
+       seq, NULL::integer AS action_id, NULL::integer AS attempt, NULL::text AS queue,
        NULL::integer AS infra_retries, NULL::boolean AS ok, NULL::boolean AS infra,
        NULL::bytea AS payload
 FROM locked
 UNION ALL
-SELECT 'result', instance_id, NULL, NULL, status, NULL, NULL, NULL,
+SELECT 'result', instance_id, NULL, NULL, status, NULL, NULL, NULL, NULL,
        action_id, attempt, queue, infra_retries, ok, infra, payload
 FROM recorded;
 
