@@ -48,6 +48,7 @@ DATACLASS: Final = 18  # marker, data = class name: [m, {attribute: value}]
 PYDANTIC: Final = 19  # marker, data = class name: [m, {"fields": ..., "set": ..., ...}]
 EXCEPTION: Final = 20  # marker, data = class name: [m, message, args, attrs, cause,
 #                        context, suppress_context, builtin fields]
+CLASS: Final = 21  # value: a class itself (say in a RetryPolicy); data = class name
 
 # Values msgpack packs natively and unpacks back to the very same type.
 ATOMIC: Final[frozenset[type]] = frozenset({type(None), bool, int, float, str, bytes})
@@ -151,6 +152,29 @@ def class_info(cls: type, *, reachable: bool = True) -> ClassInfo:
     if find_class(*header) is cls:
         _CACHE[cls] = info
     return info
+
+
+def class_ref(cls: type) -> ExtType:
+    """Encode a class itself, by name: only the kinds the codec rebuilds instances of.
+
+    Raises:
+        EncodeFailure: Another kind of class, or one that cannot be found by its name.
+    """
+    ref = _REFS.get(cls)
+    if ref is not None:
+        return ref
+    if kind_of(cls) is None:
+        raise EncodeFailure(
+            f"the class {type_name(cls)} is not supported as a value; only exception classes, "
+            f"Enums, dataclasses and pydantic models can be stored by reference"
+        )
+    if find_class(cls.__module__, cls.__qualname__) is not cls:
+        raise EncodeFailure(_unreachable_reason(cls))
+    ref = _REFS[cls] = ExtType(CLASS, f"{cls.__module__}:{cls.__qualname__}".encode())
+    return ref
+
+
+_REFS: dict[type, ExtType] = {}
 
 
 def is_cached(cls: type) -> bool:

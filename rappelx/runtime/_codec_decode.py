@@ -146,6 +146,7 @@ _VALUES: Final[dict[int, Callable[[bytes], object]]] = {
     c.UUID_: lambda data: UUID(bytes=bytes(data)),
     c.DECIMAL: _decimal,
     c.BYTEARRAY: bytearray,
+    c.CLASS: lambda data: _require_any(data),
 }
 
 
@@ -302,6 +303,7 @@ _KIND_NAMES: Final = {
     c.DATACLASS: "a dataclass",
     c.PYDANTIC: "a pydantic model",
     c.EXCEPTION: "an exception class",
+    c.CLASS: "an exception class, Enum, dataclass or pydantic model",
 }
 
 
@@ -333,6 +335,14 @@ def _require(code: int, name: bytes) -> type:
     raise CodecError(
         f"cannot decode {module}.{qualname}: it is not {_KIND_NAMES[code]} (found a {kind})"
     )
+
+
+def _require_any(name: bytes) -> type:
+    module, _, qualname = name.decode().partition(":")
+    found = c.find_class(module, qualname)
+    if isinstance(found, type) and c.kind_of(found) is not None:
+        return found
+    return _require(c.CLASS, name)  # raises, saying what is missing or wrong
 
 
 def _type_name(name: bytes) -> str:

@@ -57,6 +57,9 @@ def default(obj: object) -> object:
 
 
 def _class_encoder(cls: type) -> Callable[[Any], object]:
+    if issubclass(cls, type):  # the value is itself a class: cls is its metaclass
+        _ENCODERS[cls] = c.class_ref
+        return c.class_ref
     info = c.class_info(cls)
     marker = info.marker
     if info.code == c.ENUM:

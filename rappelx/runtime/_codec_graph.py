@@ -71,6 +71,8 @@ class GraphEncoder:
             method(self, obj)
         elif cls in c.LEAF_TYPES:
             self._pack(BUILTIN_ENCODERS[cls](obj))
+        elif isinstance(obj, type):
+            self._pack(c.class_ref(obj))
         else:
             info = c.class_info(cls)
             if info.code == c.ENUM:

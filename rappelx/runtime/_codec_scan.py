@@ -92,6 +92,9 @@ def _push(stack: list[object], items: Collection[object]) -> None:
 
 
 def _plan_for(cls: type) -> _Plan:
+    if issubclass(cls, type):  # a class as a value: stored by reference
+        _PLANS[cls] = _LEAF
+        return _LEAF
     try:
         info = c.class_info(cls)
     except EncodeFailure:

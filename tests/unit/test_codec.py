@@ -289,6 +289,27 @@ def test_round_trip_inside_a_graph_with_shared_objects(value):
     assert result["a"] is result["b"]  # type: ignore[index]
 
 
+def test_classes_of_the_supported_kinds_are_stored_by_reference():
+    from rappelx import RetryPolicy
+
+    policy = RetryPolicy(attempts=3, exceptions=(ConnectionError, PaymentError))
+    classes = [ValueError, Point, Color, Model, ExceptionGroup]
+
+    result = round_trip({"policy": policy, "classes": classes, "shared": [classes, classes]})
+
+    assert result["policy"] == policy  # type: ignore[index]
+    assert result["classes"] == classes  # type: ignore[index]
+
+
+def test_other_classes_are_refused_as_values():
+    with pytest.raises(
+        CodecError, match=r"value\['cls'\]: the class socket.socket is not supported"
+    ):
+        dumps({"cls": __import__("socket").socket})
+    with pytest.raises(CodecError, match="is not an exception class, Enum, dataclass"):
+        loads(crafted(ExtType(codes.CLASS, b"subprocess:Popen")))
+
+
 def test_one_stays_int_one_point_zero_stays_float_true_stays_bool():
     result = round_trip([1, 1.0, True, (1,), [1]])
 
