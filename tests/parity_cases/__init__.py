@@ -29,6 +29,7 @@ MODULES: tuple[str, ...] = (
     "inheritance",
     "sleep_retry",
     "edges",
+    "dead_code",
 )
 
 
