@@ -91,7 +91,7 @@ class FinallyReturnOverridesReturn(Workflow):
         try:
             return f"try {await value(1)}"
         finally:
-            return f"finally {await value(2)}"  # noqa: B012
+            return f"finally {await value(2)}"
 
 
 @workflow
@@ -102,7 +102,7 @@ class FinallyReturnSwallowsException(Workflow):
         try:
             await boom("swallowed")
         finally:
-            return "finally won"  # noqa: B012
+            return "finally won"
 
 
 @workflow
@@ -176,7 +176,7 @@ class FinallyBreakSwallowsException(Workflow):
                 await boom(f"lost {i}")
             finally:
                 log.append(f"finally {i}")
-                break  # noqa: B012
+                break
         return log
 
 
@@ -193,7 +193,7 @@ class FinallyContinueSwallowsException(Workflow):
                 log.append(f"clean {i}")
             finally:
                 log.append(f"finally {i}")
-                continue  # noqa: B012
+                continue
         return log
 
 
