@@ -6,7 +6,6 @@ import ast
 import inspect
 import sys
 import textwrap
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -20,6 +19,7 @@ from rappelx.compiler._ir import Function, Node, Program, Return
 from rappelx.compiler._lower import Ctx, FunctionLowerer
 from rappelx.compiler._resolve import Env
 from rappelx.compiler._symbols import function_locals, parameter_names
+from rappelx.exceptions import CompileError
 from rappelx.runtime._specs import RUNTIME, helper_factory
 
 
@@ -50,7 +50,7 @@ class _Source:
     classdef: ast.ClassDef
 
 
-def _read_source(cls: type, reporter_for: Any) -> _Source:
+def _read_source(cls: type) -> _Source:
     filename = inspect.getsourcefile(cls) or inspect.getfile(cls)
     lines, start = inspect.getsourcelines(cls)
     text = "".join(lines)
@@ -96,72 +96,118 @@ class _Mangler(ast.NodeTransformer):
         return node
 
 
-def compile_workflow(cls: type, workflow_name: str) -> CompiledWorkflow:
-    """Compile ``cls.run`` and the async helpers it reaches; raise CompileError on problems."""
-    try:
-        source = _read_source(cls, None)
-    except (OSError, TypeError, SyntaxError) as exc:
-        from rappelx.exceptions import CompileError
+@dataclass(slots=True)
+class _Origin:
+    """A class in the workflow's MRO that defines methods, with its parsed source."""
 
+    cls: type
+    source: _Source
+    methods: dict[str, ast.AsyncFunctionDef | ast.FunctionDef]
+    reporter: diag.Reporter
+    blocks: BlockCompiler
+    module_globals: dict[str, Any]
+
+
+def _origin(cls: type, problems: list[CompileError]) -> _Origin:
+    try:
+        source = _read_source(cls)
+    except (OSError, TypeError, SyntaxError) as exc:
         raise CompileError(
             diag.NO_SOURCE.format(what=cls.__qualname__, reason=exc), code=diag.NO_SOURCE.code
         ) from exc
-    reporter = diag.Reporter(source.filename, source.lines)
     classdef = _Mangler(source.classdef.name).visit(source.classdef)
     methods = {
         n.name: n for n in classdef.body if isinstance(n, ast.AsyncFunctionDef | ast.FunctionDef)
     }
-    run = methods.get("run")
+    return _Origin(
+        cls=cls,
+        source=source,
+        methods=methods,
+        reporter=diag.Reporter(source.filename, source.lines, problems),
+        blocks=BlockCompiler(filename=source.filename),
+        module_globals=sys.modules[cls.__module__].__dict__,
+    )
+
+
+def compile_workflow(cls: type, workflow_name: str) -> CompiledWorkflow:
+    """Compile ``cls.run`` and the async helpers it reaches; raise CompileError on problems."""
+    problems: list[CompileError] = []
+    origins: dict[type, _Origin] = {}
+
+    def origin_of(name: str) -> _Origin | None:
+        owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
+        if owner is None or owner in (Workflow_base(), object):
+            return None
+        if owner not in origins:
+            origins[owner] = _origin(owner, problems)
+        return origins[owner]
+
+    main = origin_of("run") or _origin(cls, problems)
+    run = main.methods.get("run")
     if not isinstance(run, ast.AsyncFunctionDef):
         found = "'run' is not an async def" if run else f"{cls.__qualname__} has no 'run' method"
-        reporter.error(run or classdef, diag.BAD_RUN, what=found)
-        reporter.raise_if_any()
-    helpers = {k: v for k, v in methods.items() if isinstance(v, ast.AsyncFunctionDef)}
-    module_globals = sys.modules[cls.__module__].__dict__
-    blocks = BlockCompiler(filename=source.filename)
+        main.reporter.error(run or main.source.classdef, diag.BAD_RUN, what=found)
+        main.reporter.raise_if_any()
+    base = Workflow_base()
+    helper_names = frozenset(
+        name
+        for name in dir(cls)
+        if inspect.iscoroutinefunction(getattr(cls, name, None))
+        and next(k for k in cls.__mro__ if name in k.__dict__) not in (base, object)
+    )
     counter = [0]
 
     def fresh(kind: str) -> str:
         counter[0] += 1
         return f"_rx_{kind}{counter[0]}"
 
-    lowered: dict[str, Function] = {}
+    lowered: dict[str, tuple[Function, _Origin]] = {}
     calls: dict[str, list[tuple[str, ast.AST]]] = {}
     todo = ["run"]
     while todo:
         fname = todo.pop()
-        if fname in lowered:
+        origin = origin_of(fname)
+        if fname in lowered or origin is None:
             continue
-        fn_ast = helpers[fname]
-        function, made_calls = _lower_function(
-            fn_ast, helpers, methods, module_globals, blocks, reporter, fresh
-        )
-        lowered[fname] = function
+        fn_ast = origin.methods[fname]
+        assert isinstance(fn_ast, ast.AsyncFunctionDef)
+        function, made_calls = _lower_function(fn_ast, helper_names, origin, fresh)
+        lowered[fname] = (function, origin)
         calls[fname] = made_calls
         todo.extend(callee for callee, _ in made_calls if callee not in lowered)
-    _check_recursion(calls, reporter)
-    reporter.raise_if_any()
+    _check_recursion(calls, main.reporter)
+    main.reporter.raise_if_any()
     real_methods = {name: getattr(cls, name) for name in lowered if name != "run"}
     runtime = {**RUNTIME, "_rx_helper": helper_factory(real_methods)}
-    made = blocks.compile(module_globals, runtime)
-    functions = {name: prune(_bind_blocks(f, made)) for name, f in lowered.items()}
-    program = Program(workflow=workflow_name, functions=functions, filename=source.filename)
+    made = {
+        origin.cls: origin.blocks.compile(origin.module_globals, runtime)
+        for origin in origins.values()
+    }
+    functions = {
+        name: prune(_bind_blocks(f, made[origin.cls])) for name, (f, origin) in lowered.items()
+    }
+    functions = _reachable_functions(functions)
+    program = Program(workflow=workflow_name, functions=functions, filename=main.source.filename)
     graph = build_graph(program, data_flow=False)
     validate(program, graph)
     return CompiledWorkflow(
-        program=program, version=version_hash(program), source_lines=source.lines
+        program=program, version=version_hash(program), source_lines=main.source.lines
     )
+
+
+def Workflow_base() -> type:
+    from rappelx._workflow import Workflow
+
+    return Workflow
 
 
 def _lower_function(
     fn_ast: ast.AsyncFunctionDef,
-    helpers: dict[str, ast.AsyncFunctionDef],
-    methods: Mapping[str, ast.AST],
-    module_globals: dict[str, Any],
-    blocks: BlockCompiler,
-    reporter: diag.Reporter,
+    helpers: frozenset[str],
+    origin: _Origin,
     fresh: Any,
 ) -> tuple[Function, list[tuple[str, ast.AST]]]:
+    reporter, blocks, module_globals = origin.reporter, origin.blocks, origin.module_globals
     check_function(fn_ast, reporter.error)
     params = parameter_names(fn_ast.args)
     user_locals = function_locals(fn_ast)
@@ -169,8 +215,8 @@ def _lower_function(
         module_globals=module_globals,
         locals_=frozenset(user_locals),
         self_name=params[0] if params else None,
-        helpers=frozenset(helpers),
-        sync_methods=frozenset(k for k in methods if k not in helpers),
+        helpers=helpers,
+        sync_methods=frozenset(k for k in origin.methods if k not in helpers),
     )
     lowerer = FunctionLowerer(
         env=env,
@@ -185,6 +231,19 @@ def _lower_function(
     entry = lowerer.block(list(fn_ast.body), end, Ctx())
     function = Function(name=fn_ast.name, params=tuple(params), entry=entry, nodes=lowerer.nodes)
     return function, lowerer.calls
+
+
+def _reachable_functions(functions: dict[str, Function]) -> dict[str, Function]:
+    """Drop helpers that are only called from code that can never run."""
+    seen = {"run"}
+    todo = ["run"]
+    while todo:
+        for node in functions[todo.pop()].nodes.values():
+            for callee in getattr(node, "callees", ()):
+                if callee not in seen:
+                    seen.add(callee)
+                    todo.append(callee)
+    return {name: f for name, f in functions.items() if name in seen}
 
 
 def _bind_blocks(function: Function, made: list[Any]) -> Function:
