@@ -234,7 +234,7 @@ class _Resources:
 
     @classmethod
     async def open(cls, dsn: str) -> _Resources:
-        store = await PgStore.connect(dsn)
+        store = await PgStore.connect(dsn, application_name="rappelx-client")
         return cls(store, _ResultWaiter(dsn, store))
 
     async def close(self) -> None:
@@ -261,10 +261,22 @@ class _ResultWaiter:
         self._to_fetch: set[uuid.UUID] = set()
         self._fetcher: asyncio.Task[None] | None = None
         self._rechecker: asyncio.Task[None] | None = None
-        self._listener = Listener(dsn, {"rappelx_done": self._on_done}, on_connect=self._recheck)
+        self._listener = Listener(
+            dsn,
+            {"rappelx_done": self._on_done},
+            on_connect=self._recheck,
+            application_name="rappelx-client-listen",
+        )
 
     async def wait(self, instance_id: uuid.UUID, timeout: float | None) -> Outcome:
-        """The instance's outcome once it has finished."""
+        """The instance's outcome once it has finished.
+
+        Raises:
+            TimeoutError: Not finished within ``timeout`` seconds.
+        """
+        return await asyncio.wait_for(self._wait(instance_id), timeout)
+
+    async def _wait(self, instance_id: uuid.UUID) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(instance_id, set()).add(future)
         try:
@@ -276,7 +288,7 @@ class _ResultWaiter:
                 raise InstanceNotFound(f"no workflow instance {instance_id} in the database")
             if outcome.status in _FINISHED:
                 return outcome
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            return await future
         finally:
             futures = self._waiting.get(instance_id)
             if futures is not None:

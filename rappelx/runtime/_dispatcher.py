@@ -50,6 +50,8 @@ _log = logging.getLogger("rappelx.dispatcher")
 T = TypeVar("T")
 
 ResultCallback = Callable[[list[TaskResult]], None]
+#: Seconds ahead within which a dispatcher wakes itself for timers it scheduled.
+_LOCAL_WAKE_HORIZON = 60.0
 
 
 class DispatcherError(RappelxError):
@@ -147,7 +149,9 @@ class Dispatcher:
     # ------------------------------------------------------------------- lifecycle
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set, then drain, release leases and return."""
-        self._store = await self._retrying(lambda: PgStore.connect(self._dsn, max_size=4))
+        self._store = await self._retrying(
+            lambda: PgStore.connect(self._dsn, max_size=4, application_name="rappelx-dispatcher")
+        )
         try:
             self._executor = self._factory(self._on_results)
             await self._executor.start()
@@ -161,6 +165,7 @@ class Dispatcher:
             self._dsn,
             {"rappelx_actions": self._on_ready_queue, "rappelx_instances": self._on_instance},
             on_connect=self._wake_all,
+            application_name="rappelx-dispatcher-listen",
         )
         await listener.start(wait=False)
         loops = [self._claim_loop(), self._tick_loop(), self._upkeep_loop()]
@@ -314,8 +319,9 @@ class Dispatcher:
         self._submit(applied.leased)
         if applied.wake_queues & self._ctx.queues:
             self._claim_wake.set()
-        if applied.next_due is not None:
-            # Timers and retry backoffs this process scheduled: look again when due.
+        if applied.next_due is not None and applied.next_due < _LOCAL_WAKE_HORIZON:
+            # Timers and retry backoffs this process scheduled: look again when due
+            # rather than at the next poll. Later ones are left to polling.
             asyncio.get_running_loop().call_later(applied.next_due + 0.001, self._wake_all)
 
     def _submit(self, claimed: list[Claimed]) -> None:

@@ -30,6 +30,7 @@ class Listener:
         on_connect: Called after each successful (re)connect, before notifications flow.
         max_backoff: Longest wait between reconnection attempts, in seconds.
         keepalive: Seconds between pings of an idle connection.
+        application_name: How the connection shows in ``pg_stat_activity``.
     """
 
     def __init__(
@@ -40,12 +41,14 @@ class Listener:
         on_connect: Callable[[], None] | None = None,
         max_backoff: float = 2.0,
         keepalive: float = 10.0,
+        application_name: str = "rappelx-listen",
     ) -> None:
         self._dsn = dsn
         self._channels = dict(channels)
         self._on_connect = on_connect
         self._max_backoff = max_backoff
         self._keepalive = keepalive
+        self._settings = {"application_name": application_name}
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
@@ -109,7 +112,7 @@ class Listener:
                 return
 
     async def _connect(self, lost: asyncio.Event) -> None:
-        conn = await asyncpg.connect(self._dsn)
+        conn = await asyncpg.connect(self._dsn, server_settings=self._settings)
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
             for channel, handler in self._channels.items():

@@ -134,11 +134,24 @@ class PgStore:
         self._pool = pool
 
     @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> PgStore:
+    async def connect(
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        application_name: str = "rappelx",
+    ) -> PgStore:
         """Open a pool on ``dsn`` and apply any missing migrations."""
         # No reset on release: rappelx keeps no session state on pooled connections,
         # and the reset would cost a round trip per transaction.
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_no_reset)
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            reset=_no_reset,
+            server_settings={"application_name": application_name},
+        )
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
