@@ -116,16 +116,35 @@ class ActionDef(Generic[P, R]):
     backoff: BackoffPolicy = DEFAULT_BACKOFF
     queue: str = "default"
     signature: inspect.Signature = field(init=False, repr=False)
+    positional_arity: tuple[int, int] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.signature = inspect.signature(self.fn)
+        self.positional_arity = _positional_arity(self.signature)
         functools.update_wrapper(self, self.fn)
+
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise ``TypeError`` as calling the function would, for bad arguments."""
+        arity = self.positional_arity
+        if not kwargs and arity is not None and arity[0] <= len(args) <= arity[1]:
+            return
+        self.signature.bind(*args, **kwargs)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<action {self.name}>"
+
+
+def _positional_arity(signature: inspect.Signature) -> tuple[int, int] | None:
+    """``(required, total)`` when every parameter is plainly positional, else None."""
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = list(signature.parameters.values())
+    if any(p.kind not in plain for p in params):
+        return None
+    required = sum(1 for p in params if p.default is inspect.Parameter.empty)
+    return required, len(params)
 
 
 @overload

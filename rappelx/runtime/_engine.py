@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from rappelx._action import ActionCall, BackoffPolicy, lookup_action
@@ -37,75 +36,16 @@ from rappelx.runtime._events import (
     TimerFired,
 )
 from rappelx.runtime._specs import HelperCall
-
-
-@dataclass(slots=True)
-class Frame:
-    """One activation of a workflow function."""
-
-    func: str
-    pc: int
-    scope: dict[str, Any]
-
-
-@dataclass(slots=True)
-class Fiber:
-    """A thread of workflow execution; ``join``/``slot`` say where its result goes."""
-
-    frames: list[Frame]
-    join: int | None = None
-    slot: int = 0
-
-
-@dataclass(slots=True)
-class Join:
-    """An ``asyncio.gather`` waiting for its elements."""
-
-    fiber: int
-    results: list[Any]
-    failed: list[bool]
-    remaining: int
-
-
-@dataclass(slots=True)
-class Pending:
-    """An action dispatched and not yet finished."""
-
-    fiber: int
-    join: int | None
-    slot: int
-    action: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    queue: str
-    timeout: float | None
-    attempt: int = 1
-    attempts: int | None = None  # per-call RetryPolicy override
-    retry_on: tuple[str, ...] | None = None
-    backoff: tuple[float, float, float, float] | None = None
-
-
-@dataclass(slots=True)
-class Sleeper:
-    """A fiber in ``asyncio.sleep``; ``result`` is what the await returns."""
-
-    fiber: int
-    result: Any
-
-
-@dataclass(slots=True)
-class InstanceState:
-    """Everything about one running instance (besides its program)."""
-
-    seed: int
-    counter: int
-    fibers: dict[int, Fiber]
-    joins: dict[int, Join]
-    actions: dict[int, Pending]
-    timers: dict[int, Sleeper]
-    workflow: Any
-    finished: bool = False
-
+from rappelx.runtime._state import (
+    Fiber,
+    Frame,
+    InstanceState,
+    Join,
+    Pending,
+    Sleeper,
+    decode_state,
+    encode_state,
+)
 
 Runnable = deque[tuple[int, BaseException | None]]
 
@@ -208,32 +148,14 @@ class Engine:
 
     def dumps(self, state: InstanceState) -> bytes:
         """Persist ``state`` (one object graph); StateError names a variable that can't be."""
-        workflow = state.workflow
-        stripped = self._strip_self(state)
-        state.workflow = None
         try:
-            return _codec.dumps((state, dict(vars(workflow))))
+            return encode_state(state, self.self_names)
         except Exception as exc:
-            raise self._state_error(state, workflow, exc) from exc
-        finally:
-            state.workflow = workflow
-            for frame, name in stripped:
-                frame.scope[name] = workflow
+            raise self._state_error(state, exc) from exc
 
     def loads(self, data: bytes) -> InstanceState:
         """The inverse of :meth:`dumps`."""
-        loaded: Any = _codec.loads(data)
-        state, attributes = loaded
-        assert isinstance(state, InstanceState)
-        workflow: Any = object.__new__(self.workflow_cls)
-        vars(workflow).update(attributes)
-        state.workflow = workflow
-        for fiber in state.fibers.values():
-            for frame in fiber.frames:
-                name = self.self_names.get(frame.func)
-                if name is not None and name not in frame.scope:
-                    frame.scope[name] = workflow
-        return state
+        return decode_state(data, self.workflow_cls, self.self_names)
 
     # ------------------------------------------------------------------ running
     def _run(self, state: InstanceState, runnable: Runnable, commands: list[Command]) -> None:
@@ -561,17 +483,7 @@ class Engine:
         bound.apply_defaults()
         return dict(bound.arguments)
 
-    def _strip_self(self, state: InstanceState) -> list[tuple[Frame, str]]:
-        stripped: list[tuple[Frame, str]] = []
-        for fiber in state.fibers.values():
-            for frame in fiber.frames:
-                name = self.self_names.get(frame.func)
-                if name is not None and frame.scope.get(name) is state.workflow:
-                    del frame.scope[name]
-                    stripped.append((frame, name))
-        return stripped
-
-    def _state_error(self, state: InstanceState, workflow: Any, exc: Exception) -> StateError:
+    def _state_error(self, state: InstanceState, exc: Exception) -> StateError:
         for fiber in state.fibers.values():
             for frame in fiber.frames:
                 node = self.functions[frame.func].nodes.get(frame.pc)

@@ -17,7 +17,6 @@ from typing import Any
 from rappelx._action import ActionDef, lookup_action
 from rappelx.exceptions import ActionTimeout, RappelxError
 from rappelx.runtime import _codec
-from rappelx.runtime._engine import InstanceState
 from rappelx.runtime._events import (
     ActionCompleted,
     ActionFailed,
@@ -29,6 +28,7 @@ from rappelx.runtime._events import (
     StartTimer,
     TimerFired,
 )
+from rappelx.runtime._state import InstanceState
 
 Overrides = Mapping[Any, Callable[..., Any]]
 

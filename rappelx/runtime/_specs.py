@@ -48,7 +48,7 @@ def make_action_call(defn: Any, /, *args: Any, **kwargs: Any) -> ActionCall:
             f"{defn!r} is not an @action; a workflow can only await @action calls, "
             "self.run_action(...), asyncio.gather/sleep and its own async methods"
         )
-    defn.signature.bind(*args, **kwargs)
+    defn.check_arguments(args, kwargs)
     return ActionCall(defn, args, kwargs)
 
 

@@ -1,0 +1,198 @@
+"""An instance's state: the data the engine advances, and how it is persisted.
+
+The engine's own bookkeeping (fibers, frames, program counters, outstanding actions) is
+packed as plain msgpack; the user's values (every frame's variables, action arguments,
+gather results, the workflow object's attributes) go through the codec in one call, so
+they are one object graph and two names bound to one list still share it after a restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from rappelx.runtime import _codec
+
+FORMAT = 1
+
+
+@dataclass(slots=True)
+class Frame:
+    """One activation of a workflow function."""
+
+    func: str
+    pc: int
+    scope: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Fiber:
+    """A thread of workflow execution; ``join``/``slot`` say where its result goes."""
+
+    frames: list[Frame]
+    join: int | None = None
+    slot: int = 0
+
+
+@dataclass(slots=True)
+class Join:
+    """An ``asyncio.gather`` waiting for its elements."""
+
+    fiber: int
+    results: list[Any]
+    failed: list[bool]
+    remaining: int
+
+
+@dataclass(slots=True)
+class Pending:
+    """An action dispatched and not yet finished."""
+
+    fiber: int
+    join: int | None
+    slot: int
+    action: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    queue: str
+    timeout: float | None
+    attempt: int = 1
+    attempts: int | None = None  # per-call RetryPolicy override
+    retry_on: tuple[str, ...] | None = None
+    backoff: tuple[float, float, float, float] | None = None
+
+
+@dataclass(slots=True)
+class Sleeper:
+    """A fiber in ``asyncio.sleep``; ``result`` is what the await returns."""
+
+    fiber: int
+    result: Any
+
+
+@dataclass(slots=True)
+class InstanceState:
+    """Everything about one running instance (besides its program)."""
+
+    seed: int
+    counter: int
+    fibers: dict[int, Fiber]
+    joins: dict[int, Join]
+    actions: dict[int, Pending]
+    timers: dict[int, Sleeper]
+    workflow: Any
+    finished: bool = False
+
+
+def encode_state(state: InstanceState, self_names: dict[str, str | None]) -> bytes:
+    """Bytes for ``state``; raises the codec's error for a value it cannot persist."""
+    workflow = state.workflow
+    values: list[Any] = []
+    fibers = []
+    for fiber_id, fiber in state.fibers.items():
+        frames = []
+        for frame in fiber.frames:
+            name = self_names.get(frame.func)
+            scope = frame.scope
+            if name is not None and scope.get(name) is workflow:
+                scope = {k: v for k, v in scope.items() if k != name}
+            values.append(scope)
+            frames.append((frame.func, frame.pc))
+        fibers.append((fiber_id, fiber.join, fiber.slot, frames))
+    joins = []
+    for join_id, join in state.joins.items():
+        values.append(join.results)
+        joins.append((join_id, join.fiber, join.remaining, join.failed))
+    actions = []
+    for action_id, p in state.actions.items():
+        values.append(p.args)
+        values.append(p.kwargs)
+        actions.append(
+            (
+                action_id,
+                p.fiber,
+                p.join,
+                p.slot,
+                p.action,
+                p.queue,
+                p.timeout,
+                p.attempt,
+                p.attempts,
+                p.retry_on,
+                p.backoff,
+            )
+        )
+    timers = []
+    for timer_id, sleeper in state.timers.items():
+        values.append(sleeper.result)
+        timers.append((timer_id, sleeper.fiber))
+    values.append(dict(vars(workflow)) if workflow is not None else {})
+    skeleton = (FORMAT, state.seed, state.counter, state.finished, fibers, joins, actions, timers)
+    packed: bytes = msgpack.packb((skeleton, _codec.dumps(values)), use_bin_type=True)
+    return packed
+
+
+def decode_state(
+    data: bytes, workflow_cls: type, self_names: dict[str, str | None]
+) -> InstanceState:
+    """The inverse of :func:`encode_state`."""
+    skeleton, encoded = msgpack.unpackb(data, raw=False, use_list=True)
+    _, seed, counter, finished, fibers, joins, actions, timers = skeleton
+    values: Any = _codec.loads(encoded)
+    position = iter(values)
+    workflow: Any = object.__new__(workflow_cls)
+    vars(workflow).update(values[-1])
+    state = InstanceState(
+        seed=seed,
+        counter=counter,
+        fibers={},
+        joins={},
+        actions={},
+        timers={},
+        workflow=workflow,
+        finished=finished,
+    )
+    for fiber_id, join, slot, frames in fibers:
+        made = []
+        for func, pc in frames:
+            scope = next(position)
+            name = self_names.get(func)
+            if name is not None and name not in scope:
+                scope[name] = workflow
+            made.append(Frame(func, pc, scope))
+        state.fibers[fiber_id] = Fiber(made, join, slot)
+    for join_id, fiber, remaining, failed in joins:
+        state.joins[join_id] = Join(fiber, next(position), failed, remaining)
+    for (
+        action_id,
+        fiber,
+        join,
+        slot,
+        action,
+        queue,
+        timeout,
+        attempt,
+        attempts,
+        retry_on,
+        backoff,
+    ) in actions:
+        args, kwargs = next(position), next(position)
+        state.actions[action_id] = Pending(
+            fiber=fiber,
+            join=join,
+            slot=slot,
+            action=action,
+            args=args,
+            kwargs=kwargs,
+            queue=queue,
+            timeout=timeout,
+            attempt=attempt,
+            attempts=attempts,
+            retry_on=tuple(retry_on) if retry_on is not None else None,
+            backoff=tuple(backoff) if backoff is not None else None,
+        )
+    for timer_id, fiber in timers:
+        state.timers[timer_id] = Sleeper(fiber, next(position))
+    return state
