@@ -231,6 +231,8 @@ def runs_list(
     """List workflow instances, newest first."""
     with reporting_errors():
         print(asyncio.run(_runtime.list_runs(database_url, status=status, limit=limit)))
+        for warning in asyncio.run(_runtime.stuck_versions(database_url)):
+            print(warning, file=sys.stderr)
 
 
 @runs_app.command("show")

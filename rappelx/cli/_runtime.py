@@ -1,27 +1,29 @@
 """The commands that need the durable runtime: ``workers``, ``runs``, ``db migrate``.
 
-Each one calls what ``rappelx.runtime`` exposes. A piece it needs that this version of
-the runtime lacks is reported as :class:`NotAvailableYet`, found by name at call time.
+Each one calls what ``rappelx.runtime`` exposes and formats the answer; the database is
+``--database-url`` / ``RAPPELX_DATABASE_URL`` or, without either, the embedded Postgres.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import importlib
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from rappelx.cli._db import database_errors, resolve_dsn
-from rappelx.cli._errors import CliError, NotAvailableYet
+from rappelx.cli._errors import CliError
 from rappelx.cli._load import import_module
-from rappelx.cli._output import records_table, to_json
+from rappelx.cli._output import records_table
+from rappelx.runtime import _runs
+from rappelx.runtime._client import WorkflowStatus
+from rappelx.runtime._runs import RunDetail, describe_payload
 
-__all__ = ["list_runs", "migrate_database", "serve_workers", "show_run"]
+__all__ = ["list_runs", "migrate_database", "serve_workers", "show_run", "stuck_versions"]
 
-#: Columns of ``rappelx runs list``, when the records have them.
+#: Columns of ``rappelx runs list``.
 RUN_COLUMNS = ("id", "workflow", "status", "created_at", "finished_at")
+#: Columns of the action timeline of ``rappelx runs show``.
+ACTION_COLUMNS = ("#", "action", "attempt", "status", "queue", "started", "duration", "result")
 
 
 def serve_workers(
@@ -51,66 +53,83 @@ def serve_workers(
 
 async def migrate_database(dsn: str | None) -> list[int]:
     """Apply the migrations the database lacks; the ids applied."""
-    import asyncpg
-
-    from rappelx.runtime._sql import migrate
-
-    resolved = resolve_dsn(dsn)
     with database_errors():
-        conn = await asyncpg.connect(resolved)
-        try:
-            return await migrate(conn)
-        finally:
-            await conn.close()
+        return await _runs.migrate_database(resolve_dsn(dsn))
 
 
 async def list_runs(dsn: str | None, *, status: str | None, limit: int) -> str:
-    """A table of recent instances, newest first."""
-    records = await _with_store(dsn, "runs list", "list_instances", status=status, limit=limit)
-    rows = [_as_mapping(r) for r in records]
-    if not rows:
+    """A table of the newest instances."""
+    statuses = [s.value for s in WorkflowStatus]
+    if status is not None and status not in statuses:
+        raise CliError(f"unknown status {status!r}; use one of {', '.join(statuses)}")
+    with database_errors():
+        runs = await _runs.list_runs(resolve_dsn(dsn), status=status, limit=limit)
+    if not runs:
         return "no workflow instances" + (f" with status {status!r}" if status else "")
-    return records_table(rows, [c for c in RUN_COLUMNS if any(c in r for r in rows)])
+    rows = [{column: getattr(run, column) for column in RUN_COLUMNS} for run in runs]
+    return records_table(rows, RUN_COLUMNS)
+
+
+async def stuck_versions(dsn: str | None) -> list[str]:
+    """Warnings for unfinished instances pinned to versions no live worker has loaded."""
+    with database_errors():
+        reports = await _runs.unknown_versions(resolve_dsn(dsn))
+    return [
+        f"warning: {r.instances} unfinished instance(s) of {r.workflow} are pinned to version "
+        f"{r.version}, which no running 'rappelx workers' has loaded; they stay untouched "
+        "until workers with that code run"
+        for r in reports
+    ]
 
 
 async def show_run(dsn: str | None, instance_id: str) -> str:
-    """Status, action timeline and result or error of one instance, as JSON text."""
+    """Status, input, result or error, and the timeline of action attempts of one run."""
     try:
         parsed = uuid.UUID(instance_id)
     except ValueError:
         raise CliError(f"{instance_id!r} is not an instance id (a UUID)") from None
-    detail = await _with_store(dsn, "runs show", "instance_detail", parsed)
+    with database_errors():
+        detail = await _runs.show_run(parsed, resolve_dsn(dsn))
     if detail is None:
         raise CliError(f"no workflow instance {instance_id} in the database")
-    return to_json(_as_mapping(detail))
+    return "\n".join([*_header(detail), "", *_timeline(detail)])
 
 
-async def _with_store(dsn: str | None, command: str, method: str, *args: Any, **kwargs: Any) -> Any:
-    store_cls = _runtime_attr("rappelx.runtime._pgstore", "PgStore", command)
-    if not callable(getattr(store_cls, method, None)):
-        raise NotAvailableYet(command, f"PgStore.{method}()")
-    resolved = resolve_dsn(dsn)
-    with database_errors():
-        store = await store_cls.connect(resolved, max_size=1)
-        try:
-            return await getattr(store, method)(*args, **kwargs)
-        finally:
-            await store.close()
+def _header(detail: RunDetail) -> list[str]:
+    run, show = detail.summary, describe_payload
+    cancel = " (cancel requested)" if detail.cancel_requested else ""
+    finished = f"   finished {run.finished_at:%H:%M:%S}" if run.finished_at else ""
+    outcome = (
+        f"error     {show(detail.error)}"
+        if detail.error is not None
+        else f"result    {show(detail.result)}"
+    )
+    return [
+        f"instance  {run.id}",
+        f"workflow  {run.workflow} (version {run.version})",
+        f"status    {run.status}{cancel}",
+        f"created   {run.created_at:%Y-%m-%d %H:%M:%S %Z}   updated {run.updated_at:%H:%M:%S}"
+        + finished,
+        f"input     {show(detail.input)}",
+        outcome,
+    ]
 
 
-def _runtime_attr(module: str, name: str, command: str) -> Any:
-    try:
-        found = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise NotAvailableYet(command, f"{module}.{name}") from None
-    if not callable(found):
-        raise NotAvailableYet(command, f"{module}.{name}")
-    return found
+def _timeline(detail: RunDetail) -> list[str]:
+    if not detail.actions:
+        return ["actions: none yet"]
+    rows = [
+        {
+            "#": a.action_id, "action": a.name, "attempt": a.attempt, "status": a.status,
+            "queue": a.queue,
+            "started": f"{a.started_at:%H:%M:%S.%f}"[:-3] if a.started_at else None,
+            "duration": f"{a.duration * 1e3:.1f} ms" if a.duration is not None else None,
+            "result": _clip(describe_payload(a.result)),
+        }
+        for a in detail.actions
+    ]  # fmt: skip
+    return [f"actions ({len(rows)} attempts):", records_table(rows, ACTION_COLUMNS)]
 
 
-def _as_mapping(record: Any) -> Mapping[str, Any]:
-    if dataclasses.is_dataclass(record) and not isinstance(record, type):
-        return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
-    if isinstance(record, Mapping):
-        return record
-    return dict(record)
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -146,6 +146,27 @@ def test_workers_reject_bad_options(workdir: Path, args: list[str], message: str
     assert "Traceback" not in done.stderr
 
 
+def started_id(stderr: str) -> str:
+    """The instance id ``rappelx run`` announces on stderr."""
+    first = stderr.splitlines()[0]
+    assert first.startswith("started ") and " instance " in first, stderr
+    return first.rsplit(" ", 1)[1]
+
+
+@pytest.mark.postgres
+async def test_runs_show_and_list_errors(pg_dsn: str, workdir: Path) -> None:
+    env = cli_env(RAPPELX_DATABASE_URL=pg_dsn)
+    empty = rappelx("runs", "list", cwd=workdir, env=env)
+    assert (empty.returncode, empty.stdout) == (0, "no workflow instances\n")
+    bad = rappelx("runs", "list", "--status", "done", cwd=workdir, env=env)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: unknown status 'done'; use one of pending, running")
+    missing = str(uuid.uuid4())
+    unknown = rappelx("runs", "show", missing, cwd=workdir, env=env)
+    assert unknown.returncode == 1
+    assert unknown.stderr == f"error: no workflow instance {missing} in the database\n"
+
+
 @pytest.mark.postgres
 async def test_db_migrate_applies_then_reports_up_to_date(pg_empty_dsn: str, workdir: Path) -> None:
     env = cli_env(RAPPELX_DATABASE_URL=pg_empty_dsn)
@@ -201,6 +222,36 @@ async def test_workers_run_workflows_durably_and_stop_on_sigterm(
             " raised ValueError"
         )
         assert lines[2] == "  caused by: ValueError: no value for k"
+        ok_id, failed_id = (started_id(done.stderr) for done in (ok, failed))
+        listed = rappelx("runs", "list", cwd=workdir, env=env)
+        assert listed.returncode == 0, listed.stderr
+        table = [line.split() for line in listed.stdout.splitlines()]
+        assert table[0] == ["ID", "WORKFLOW", "STATUS", "CREATED_AT", "FINISHED_AT"]
+        assert [row[:3] for row in table[1:]] == [
+            [failed_id, "Lookup", "failed"],
+            [ok_id, "Greeting", "completed"],
+        ]
+        only_failed = rappelx("runs", "list", "--status", "failed", cwd=workdir, env=env)
+        assert [line.split()[0] for line in only_failed.stdout.splitlines()[1:]] == [failed_id]
+        shown = rappelx("runs", "show", ok_id, cwd=workdir, env=env)
+        assert shown.returncode == 0, shown.stderr
+        text = shown.stdout.splitlines()
+        assert text[:3] == [
+            f"instance  {ok_id}",
+            f"workflow  Greeting (version {text[1].split('version ')[1]}",
+            "status    completed",
+        ]
+        assert (
+            "input     ((), {'user_id': 'u1'})" in text
+            and "result    'Hello, Ada! (3 visits)'" in text
+        )
+        timeline = [line.split()[:4] for line in text[text.index("actions (3 attempts):") + 2 :]]
+        assert len({int(row[0]) for row in timeline}) == 3
+        assert sorted(row[1:] for row in timeline) == [
+            ["examples.greeting.count_visits", "1", "completed"],
+            ["examples.greeting.fetch_user", "1", "completed"],
+            ["examples.greeting.pick_greeting", "1", "completed"],
+        ]
     finally:
         workers.send_signal(signal.SIGTERM)
         _, logs = workers.communicate(timeout=60)
