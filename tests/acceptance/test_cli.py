@@ -206,9 +206,10 @@ async def test_workers_run_workflows_durably_and_stop_on_sigterm(
         RAPPELX_USER_MODULE="examples.greeting,rx_accept_flows",
         RAPPELX_PROCESSES="1",
     )
-    workers = subprocess.Popen(
-        [str(SCRIPT), "workers"], cwd=workdir, env=env, stderr=subprocess.PIPE, text=True
-    )
+    log_path = workdir / "workers.log"
+    # A file, not a pipe: a full pipe would block the workers while the test waits on them.
+    log_file = log_path.open("w")
+    workers = subprocess.Popen([str(SCRIPT), "workers"], cwd=workdir, env=env, stderr=log_file)
     try:
         ok = rappelx("run", "examples.greeting:Greeting", "--input", '{"user_id": "u1"}',
                      "--timeout", "60", cwd=workdir, env=env)  # fmt: skip
@@ -254,7 +255,13 @@ async def test_workers_run_workflows_durably_and_stop_on_sigterm(
         ]
     finally:
         workers.send_signal(signal.SIGTERM)
-        _, logs = workers.communicate(timeout=60)
+        try:
+            workers.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            workers.kill()
+            workers.wait()
+        log_file.close()
+    logs = log_path.read_text()
     assert workers.returncode == 0, logs
     # Worker subprocesses share this stderr; the dispatcher's own records are JSON lines.
     records = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
