@@ -177,8 +177,10 @@ class Dispatcher:
             await _until_stopped(stop, [*feeders, applier])
         finally:
             await _cancel(feeders)
-            await self._shutdown(store, executor, applier)
-            await listener.close()
+            try:
+                await self._shutdown(store, executor, applier)
+            finally:
+                await listener.close()
 
     async def _shutdown(
         self, store: PgStore, executor: Executor, applier: asyncio.Task[None]

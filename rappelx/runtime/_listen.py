@@ -52,6 +52,7 @@ class Listener:
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
+        self._ever_connected = False
 
     @property
     def connected(self) -> bool:
@@ -74,8 +75,12 @@ class Listener:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # it failed before anyone waited for it; say so once
+                _log.exception("LISTEN connection had failed")
         await self._disconnect()
 
     async def _run(self) -> None:
@@ -84,12 +89,15 @@ class Listener:
             lost = asyncio.Event()
             try:
                 await self._connect(lost)
-            except TRANSIENT_ERRORS as exc:
+            except Exception as exc:
+                if not isinstance(exc, TRANSIENT_ERRORS) and not self._ever_connected:
+                    raise  # a bad DSN or credentials: tell start() rather than retry
                 _log.warning("LISTEN connection failed (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_backoff)
                 continue
             delay = 0.05
+            self._ever_connected = True
             self._connected.set()
             if self._on_connect is not None:
                 self._on_connect()

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from rappelx.exceptions import ActionTimeout
 from rappelx.runtime._events import ActionFailed, Cancelled, Event, TimerFired
 from rappelx.runtime._pgsteps import (
     ActionLost,
@@ -221,9 +222,9 @@ class PgStore:
         return [_claimed(r) for r in rows]
 
     async def reclaim_lost(self, ctx: StepContext) -> set[str]:
-        """Put back actions whose lease was lost; return the queues with ready work."""
+        """Take back actions whose lease was lost; return the queues of those taken."""
         rows = await self._pool.fetch(query("reclaim_lost"), ctx.versions, ctx.infra_cap)
-        return {r["queue"] for r in rows if r["status"] == "ready"}
+        return {r["queue"] for r in rows}
 
     async def release_orphans(
         self, owner: uuid.UUID, tracked: Iterable[int], min_age: float
@@ -333,6 +334,18 @@ def _result_event(row: Mapping[str, Any], instance_id: uuid.UUID) -> Event:
     return decode_result(row["action_id"], row["ok"], row["payload"])
 
 
+def _stranded_event(row: Mapping[str, Any]) -> Event:
+    if row["was"] == "lost":
+        return _result_event({**row, "infra": True}, row["instance_id"])
+    return ActionFailed(
+        row["action_id"],
+        ActionTimeout(
+            f"action {row['name']} ran past its timeout of {row['timeout']}s and its worker "
+            "did not stop it (a blocking call in an async action?); the attempt timed out"
+        ),
+    )
+
+
 async def _due_events(
     conn: asyncpg.Connection, locked: Mapping[uuid.UUID, LockedInstance]
 ) -> dict[uuid.UUID, list[Event]]:
@@ -343,8 +356,7 @@ async def _due_events(
         for t in sorted(timers, key=_due_key):
             events[t["instance_id"]].append(TimerFired(t["timer_id"]))
         for lost in await conn.fetch(query("take_lost_actions"), running):
-            lost_event = _result_event({**lost, "infra": True}, lost["instance_id"])
-            events[lost["instance_id"]].append(lost_event)
+            events[lost["instance_id"]].append(_stranded_event(lost))
     for instance_id, instance in locked.items():
         if instance.cancel_requested:
             events[instance_id].append(Cancelled())

@@ -138,6 +138,7 @@ class InProcessExecutor:
     executions: collections.Counter[tuple[str, Any]] = field(default_factory=collections.Counter)
     running: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     infra_failures: int = 0  # the first N tasks "lose their worker"
+    enforce_timeouts: bool = True  # False: like a worker whose loop is blocked
 
     @property
     def capacity(self) -> int:
@@ -164,9 +165,8 @@ class InProcessExecutor:
             result = TaskResult(task.token, False, dumps(RuntimeError("lost")), 0.0, infra=True)
         else:
             try:
-                value = await asyncio.wait_for(
-                    self.actions[task.action](*args, **kwargs), task.timeout
-                )
+                timeout = task.timeout if self.enforce_timeouts else None
+                value = await asyncio.wait_for(self.actions[task.action](*args, **kwargs), timeout)
             except Exception as exc:
                 result = TaskResult(task.token, False, dumps(exc), time.perf_counter() - begin)
             else:

@@ -5,9 +5,10 @@ Usage: ``python -m tests.integration._workers_main DSN MODULE [MODULE...]``
 
 from __future__ import annotations
 
-import uvloop
 import logging
 import sys
+
+import uvloop
 
 from rappelx.runtime._dispatcher import DispatcherConfig, serve
 

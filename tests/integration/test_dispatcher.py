@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import pytest
 
-from rappelx.exceptions import CodecError, WorkflowCancelled
+from rappelx.exceptions import ActionTimeout, CodecError, WorkflowCancelled
 from rappelx.runtime._client import Client, WorkflowStatus
 from rappelx.runtime._dispatcher import Dispatcher, DispatcherConfig
+from rappelx.runtime._pgsteps import ActionLost
 from rappelx.runtime._pgstore import PgStore
 from tests.integration._fakes import InProcessExecutor, LineEngine, LineWorkflow
 
@@ -291,3 +293,30 @@ async def test_two_dispatchers_share_the_work_exactly_once(pg_dsn: str, client: 
     assert first.count() > 0 and second.count() > 0
     rows = await _fetch(pg_dsn, "SELECT seq, count(*) FROM rappelx_instances GROUP BY seq")
     assert [(r["seq"], r["count"]) for r in rows] == [(5, 300)]
+
+
+async def test_an_action_past_its_deadline_times_out(pg_dsn: str, client: Client) -> None:
+    # The executor does not enforce the timeout (a worker blocked by a sync call), so
+    # the lease deadline (timeout + grace) has to: each attempt ends in ActionTimeout.
+    overrun = LineWorkflow("Overrun", LineEngine("slow", attempts=2, timeout=0.2))
+    config = replace(FAST, lease=1.5, grace=0.2)
+    async with dispatcher(pg_dsn, overrun, config=config, enforce_timeouts=False) as (_, ex):
+        with pytest.raises(ActionTimeout, match="ran past its timeout of 0.2s"):
+            await asyncio.wait_for(client.run(overrun, 1, 0), 20)
+    assert ex.count() == 2
+    rows = await _fetch(
+        pg_dsn, "SELECT attempt, status, infra_retries FROM rappelx_actions ORDER BY attempt"
+    )
+    assert [tuple(r) for r in rows] == [(1, "failed", 0), (2, "failed", 0)]
+
+
+async def test_an_attempt_that_keeps_losing_its_worker_gives_up(
+    pg_dsn: str, client: Client
+) -> None:
+    config = replace(FAST, infra_cap=3)
+    async with dispatcher(pg_dsn, config=config, infra_failures=5) as (_, executor):
+        with pytest.raises(ActionLost, match="lost its worker 3 times"):
+            await asyncio.wait_for(client.run(LINE, 1, 0), 20)
+    assert executor.count() == 3
+    rows = await _fetch(pg_dsn, "SELECT attempt, status, infra_retries FROM rappelx_actions")
+    assert [tuple(r) for r in rows] == [(1, "failed", 3)]

@@ -96,3 +96,14 @@ def test_parse_queries_rejects_duplicate_names() -> None:
     text = "-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n"
     with pytest.raises(Exception, match="defines 'a' twice"):
         parse_queries(text)
+
+
+def test_every_query_the_code_names_exists() -> None:
+    from pathlib import Path
+
+    runtime = Path(__file__).resolve().parents[2] / "rappelx" / "runtime"
+    named = set()
+    for source in runtime.glob("*.py"):
+        named |= set(re.findall(r'query\("(\w+)"\)', source.read_text()))
+    assert len(named) >= 20
+    assert named - set(queries()) == set()

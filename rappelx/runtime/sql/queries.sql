@@ -111,24 +111,30 @@ WHERE a.instance_id = c.instance_id AND a.action_id = c.action_id AND a.attempt 
 RETURNING a.lease_id, a.instance_id, a.action_id, a.attempt, a.name, a.payload, a.timeout;
 
 -- name: reclaim_lost
--- Put back running actions whose lease is lost: their dispatcher's heartbeat expired or
--- they ran past their deadline. Not an attempt of the action's own: infra_retries
--- counts these, and at the cap $2 the row becomes 'lost' and its instance is told.
--- Returns the queues that got ready work.
+-- Take back running actions whose lease is lost. If their dispatcher's heartbeat
+-- expired, that is not the action's fault: the attempt is put back ('ready') and
+-- infra_retries counts it, up to the cap $2 ('lost'). If it ran past its deadline (its
+-- timeout plus grace) under a live dispatcher, the attempt timed out ('overdue').
+-- Returns the queues that got ready work, with the new statuses.
 -- $1: versions text[], $2: infra retry cap
 WITH lost AS (
-    SELECT instance_id, action_id, attempt
+    SELECT a.instance_id, a.action_id, a.attempt, EXISTS (
+        SELECT 1 FROM rappelx_dispatchers AS d
+        WHERE d.id = a.lease_owner AND d.expires_at > now()) AS owner_alive
     FROM rappelx_actions AS a
     WHERE a.status = 'running' AND a.version = ANY($1::text[])
       AND (a.deadline < now() OR NOT EXISTS (
           SELECT 1 FROM rappelx_dispatchers AS d
           WHERE d.id = a.lease_owner AND d.expires_at > now()))
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF a SKIP LOCKED
 )
 UPDATE rappelx_actions AS a
-SET status = CASE WHEN a.infra_retries + 1 >= $2 THEN 'lost' ELSE 'ready' END,
-    infra_retries = a.infra_retries + 1, ready_at = now(),
-    lease_id = NULL, lease_owner = NULL, deadline = NULL
+SET status = CASE WHEN l.owner_alive THEN 'overdue'
+                  WHEN a.infra_retries + 1 >= $2 THEN 'lost'
+                  ELSE 'ready' END,
+    infra_retries = a.infra_retries + (CASE WHEN l.owner_alive THEN 0 ELSE 1 END),
+    ready_at = now(), lease_id = NULL,
+    lease_owner = CASE WHEN l.owner_alive THEN a.lease_owner END, deadline = NULL
 FROM lost AS l
 WHERE a.instance_id = l.instance_id AND a.action_id = l.action_id AND a.attempt = l.attempt
 RETURNING a.queue, a.status;
@@ -206,7 +212,7 @@ WITH pending AS (
     FROM rappelx_instances AS i
     WHERE i.status = 'running' AND i.id IN (
         SELECT instance_id FROM rappelx_actions
-        WHERE status = 'lost' AND version = ANY($1::text[])
+        WHERE status IN ('lost', 'overdue') AND version = ANY($1::text[])
         LIMIT $2)
     FOR UPDATE OF i SKIP LOCKED
 )
@@ -223,12 +229,19 @@ WHERE instance_id = ANY($1::uuid[]) AND due_at <= now()
 RETURNING instance_id, timer_id, due_at;
 
 -- name: take_lost_actions
--- Mark as failed the lost actions of instances this transaction has locked.
+-- Mark as failed the lost and overdue actions of instances this transaction has locked;
+-- `was` says which they were.
 -- $1: ids uuid[]
-UPDATE rappelx_actions
+WITH stranded AS (
+    SELECT instance_id, action_id, attempt, status AS was
+    FROM rappelx_actions
+    WHERE instance_id = ANY($1::uuid[]) AND status IN ('lost', 'overdue')
+)
+UPDATE rappelx_actions AS a
 SET status = 'failed', finished_at = now()
-WHERE instance_id = ANY($1::uuid[]) AND status = 'lost'
-RETURNING instance_id, action_id, attempt, infra_retries;
+FROM stranded AS s
+WHERE a.instance_id = s.instance_id AND a.action_id = s.action_id AND a.attempt = s.attempt
+RETURNING a.instance_id, a.action_id, a.attempt, a.name, a.timeout, a.infra_retries, s.was;
 
 -- name: lock_and_record
 -- Lock unfinished instances by id (in id order, so concurrent batches cannot deadlock)
@@ -327,7 +340,8 @@ WITH instances AS (
 ), dropped_actions AS (
     UPDATE rappelx_actions
     SET status = 'cancelled', finished_at = now(), lease_id = NULL, deadline = NULL
-    WHERE instance_id = ANY($23::uuid[]) AND status IN ('ready', 'running', 'lost')
+    WHERE instance_id = ANY($23::uuid[])
+      AND status IN ('ready', 'running', 'lost', 'overdue')
 ), dropped_timers AS (
     DELETE FROM rappelx_timers WHERE instance_id = ANY($23::uuid[])
 )

@@ -41,6 +41,8 @@ CREATE INDEX rappelx_instances_status ON rappelx_instances (status, created_at);
 -- One row per attempt of an action call. `lease_id` names one claim of the row: a
 -- result is applied only while its lease is current, so a reclaimed attempt's late
 -- result is dropped. `version` is the instance's, copied so claiming needs no join.
+-- 'lost': lost its worker or dispatcher too often; 'overdue': ran past its deadline
+-- (timeout plus grace) under a live dispatcher. Both wait for their instance to be told.
 CREATE SEQUENCE rappelx_lease_ids;
 CREATE TABLE rappelx_actions (
     instance_id   uuid             NOT NULL,
@@ -66,7 +68,8 @@ CREATE TABLE rappelx_actions (
     CONSTRAINT rappelx_actions_instance_fkey FOREIGN KEY (instance_id)
         REFERENCES rappelx_instances (id) ON DELETE CASCADE,
     CONSTRAINT rappelx_actions_status_check
-        CHECK (status IN ('ready', 'running', 'completed', 'failed', 'lost', 'cancelled'))
+        CHECK (status IN ('ready', 'running', 'completed', 'failed', 'lost', 'overdue',
+                          'cancelled'))
 );
 CREATE INDEX rappelx_actions_ready ON rappelx_actions (queue, ready_at)
     WHERE status = 'ready';
@@ -75,7 +78,7 @@ CREATE UNIQUE INDEX rappelx_actions_lease ON rappelx_actions (lease_id)
 CREATE INDEX rappelx_actions_running ON rappelx_actions (lease_owner)
     WHERE status = 'running';
 CREATE INDEX rappelx_actions_lost ON rappelx_actions (instance_id)
-    WHERE status = 'lost';
+    WHERE status IN ('lost', 'overdue');
 
 -- Durable sleeps: a sleeping instance is only this row.
 CREATE TABLE rappelx_timers (
