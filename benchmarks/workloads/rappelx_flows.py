@@ -1,0 +1,76 @@
+"""The benchmark's workloads written for rappelx, served by ``rappelx workers``.
+
+Every action is a no-op; ``stamp`` returns the wall-clock time at which it started, so
+latencies are measured by the actions themselves rather than by the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from rappelx import Workflow, action, workflow
+
+
+@action(name="bench.noop")
+async def noop() -> None:
+    """Do nothing: the cost measured is the engine's."""
+    return None
+
+
+@action(name="bench.stamp")
+async def stamp() -> float:
+    """The wall-clock time at which this action started running."""
+    return time.time()
+
+
+@workflow(name="bench.Chain")
+class Chain(Workflow):
+    """``steps`` sequential no-op actions."""
+
+    async def run(self, steps: int) -> int:
+        for _ in range(steps):
+            await noop()
+        return steps
+
+
+@workflow(name="bench.Fanout")
+class Fanout(Workflow):
+    """One gather of ``width`` no-op actions."""
+
+    async def run(self, width: int) -> int:
+        results = await asyncio.gather(*[noop() for _ in range(width)])
+        return len(results)
+
+
+@workflow(name="bench.Stamps")
+class Stamps(Workflow):
+    """``steps`` sequential actions, returning each one's start time."""
+
+    async def run(self, steps: int) -> list[float]:
+        stamps = []
+        for _ in range(steps):
+            stamps.append(await stamp())
+        return stamps
+
+
+@workflow(name="bench.First")
+class First(Workflow):
+    """One action: its start time, to set against the time the instance was enqueued."""
+
+    async def run(self) -> float:
+        return await stamp()
+
+
+@workflow(name="bench.Sleeper")
+class Sleeper(Workflow):
+    """A durable sleep of ``delay`` seconds, then one action.
+
+    Returns how late that action started against the time the sleep was due to end.
+    """
+
+    async def run(self, delay: float) -> float:
+        due = time.time() + delay
+        await asyncio.sleep(delay)
+        woke = await stamp()
+        return woke - due
