@@ -141,7 +141,8 @@ class Dispatcher:
         self._claim_wake = asyncio.Event()
         self._tick_wake = asyncio.Event()
         self._reserved = 0
-        self._closing = False
+        self._draining = False  # stopping: lease nothing new, let running actions finish
+        self._closing = False  # stopped: the applier exits once the results are written
         self._store: PgStore | None = None
         self._executor: Executor | None = None
         self.ready = asyncio.Event()
@@ -185,6 +186,7 @@ class Dispatcher:
     async def _shutdown(
         self, store: PgStore, executor: Executor, applier: asyncio.Task[None]
     ) -> None:
+        self._draining = True
         try:
             await executor.drain(self._config.drain_timeout)
         except TimeoutError:
@@ -330,15 +332,15 @@ class Dispatcher:
         if not claimed:
             return
         executor = self._require_executor()
-        if self._closing:
-            # Leased during shutdown: release_leases hands these back.
+        if self._draining:
+            # Leased while stopping: release_leases hands these back.
             return
         for c in claimed:
             self._inflight[c.lease_id] = c
         executor.submit([Task(c.lease_id, c.name, c.payload, c.timeout) for c in claimed])
 
     def _free(self) -> int:
-        if self._closing or self._executor is None:
+        if self._draining or self._executor is None:
             return 0
         return max(0, self._executor.capacity - self._reserved)
 

@@ -39,7 +39,12 @@ async def missing(x: int) -> int:
     raise KeyError(f"no item {x}")
 
 
-ACTIONS = {"double": double, "slow": slow, "missing": missing}
+async def nap(x: int) -> int:
+    await asyncio.sleep(0.05)
+    return 2 * x
+
+
+ACTIONS = {"double": double, "slow": slow, "missing": missing, "nap": nap}
 LINE = LineWorkflow("Line", LineEngine("double"))
 
 
@@ -320,3 +325,27 @@ async def test_an_attempt_that_keeps_losing_its_worker_gives_up(
     assert executor.count() == 3
     rows = await _fetch(pg_dsn, "SELECT attempt, status, infra_retries FROM rappelx_actions")
     assert [tuple(r) for r in rows] == [(1, "failed", 3)]
+
+
+async def test_stopping_finishes_running_actions_and_leases_nothing_new(
+    pg_dsn: str, client: Client
+) -> None:
+    napping = LineWorkflow("Napping", LineEngine("nap"))
+    handle = await client.start(napping, 40, 0)
+    async with dispatcher(pg_dsn, napping) as (_, first):
+        done = "SELECT count(*) FROM rappelx_actions WHERE status = 'completed'"
+        for _ in range(200):
+            if (await _fetch(pg_dsn, done))[0]["count"] >= 3:
+                break
+            await asyncio.sleep(0.02)
+        started_when_stopping = first.count()
+    # Only the action in hand when asked to stop ran to its end.
+    assert first.count() == started_when_stopping
+    # Stopped: what ran finished and was recorded; the next step waits, unleased.
+    rows = await _fetch(pg_dsn, "SELECT status, count(*) FROM rappelx_actions GROUP BY 1")
+    counts = {r["status"]: r["count"] for r in rows}
+    assert counts == {"completed": first.count(), "ready": 1}
+    assert first.count() < 40
+    async with dispatcher(pg_dsn, napping) as (_, second):
+        assert await asyncio.wait_for(handle.result(), 30) == 2 * sum(range(40))
+    assert first.count() + second.count() == 40
