@@ -155,8 +155,11 @@ class Dispatcher:
         )
         try:
             self._executor = self._factory(self._on_results)
-            await self._executor.start()
-            await self._main(self._store, self._executor, stop)
+            try:
+                await self._executor.start()
+                await self._main(self._store, self._executor, stop)
+            finally:
+                await self._executor.close()  # already closed after a clean shutdown
         finally:
             await self._store.close()
 

@@ -326,9 +326,9 @@ def _result_event(row: Mapping[str, Any], instance_id: uuid.UUID) -> Event:
             row["action_id"],
             ActionLost(
                 f"attempt {row['attempt']} of action {row['action_id']} of instance "
-                f"{instance_id} lost its worker {row['infra_retries']} times; giving "
-                "up on it. The action probably crashes its worker process (see the worker "
-                "logs)."
+                f"{instance_id} lost its worker or dispatcher {row['infra_retries']} times; "
+                "giving up on it. The action probably crashes its worker process (see the "
+                "worker logs)."
             ),
         )
     return decode_result(row["action_id"], row["ok"], row["payload"])
