@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._sleepers import ENQUEUE_CONCURRENCY, PROBE, lag_figures, wake_times
 from benchmarks._stats import gaps, percentile, rss_mb
 from benchmarks._tasks import bounded
 
@@ -99,30 +100,42 @@ async def _latency(steps: int, fresh: int) -> Figures:
 async def _sleepers(count: int, low: float, high: float) -> Figures:
     from dbos import DBOS
 
-    from benchmarks._rappelx_side import sleeper_delays
     from benchmarks.workloads import dbos_flows as flows
 
-    baseline = rss_mb(os.getpid())
+    idle = rss_mb(os.getpid())
     samples: list[float] = []
     sampler = asyncio.create_task(_sample_rss(samples))
+    wakes = wake_times(count, low, high, await _enqueue_rate())
     started = time.perf_counter()
     handles = await bounded(
-        lambda d: DBOS.start_workflow_async(flows.sleeper, d), sleeper_delays(count, low, high), 16
+        lambda at: DBOS.start_workflow_async(flows.sleeper, at), wakes, ENQUEUE_CONCURRENCY
     )
     enqueue_s = time.perf_counter() - started
-    await asyncio.sleep(max(0.0, high - enqueue_s) + 1.0)
-    lags: list[float] = [await handle.get_result() for handle in handles]
+    await asyncio.sleep(max(0.0, max(wakes) - time.time()) + 1.0)
+    outcomes = [await handle.get_result() for handle in handles]
     sampler.cancel()
-    return {
+    memory = {
         "rss_mb": max(samples),
         "rss_hwm_mb": rss_mb(os.getpid(), "VmHWM"),
-        "rss_idle_mb": baseline,
-        "lag_p50_s": percentile(lags, 0.5),
-        "lag_p99_s": percentile(lags, 0.99),
-        "lag_max_s": max(lags),
-        "instances": count,
-        "enqueue_per_s": count / enqueue_s,
+        "rss_idle_mb": idle,
     }
+    rates = {"instances": count, "enqueue_per_s": count / enqueue_s}
+    return {**memory, **lag_figures(outcomes), **rates}
+
+
+async def _enqueue_rate() -> float:
+    from dbos import DBOS
+
+    from benchmarks.workloads import dbos_flows as flows
+
+    started = time.perf_counter()
+    handles = await bounded(
+        lambda _: DBOS.start_workflow_async(flows.first), range(PROBE), ENQUEUE_CONCURRENCY
+    )
+    rate = PROBE / (time.perf_counter() - started)
+    for handle in handles:
+        await handle.get_result()
+    return rate
 
 
 async def _sample_rss(samples: list[float], every: float = 0.5) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -21,6 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks._sleepers import (
+    ENQUEUE_CONCURRENCY,
+    PROBE,
+    RESULT_CONCURRENCY,
+    lag_figures,
+    wake_times,
+)
 from benchmarks._stats import children, gaps, percentile, rss_mb
 from benchmarks._tasks import bounded
 from benchmarks.workloads.rappelx_flows import Chain, Fanout, First, Sleeper, Stamps
@@ -157,48 +164,43 @@ def _latency_figures(between: list[float], first: list[float]) -> Figures:
     }
 
 
-def sleeper_delays(count: int, low: float, high: float, seed: int = 4) -> list[float]:
-    """``count`` sleep lengths spread evenly at random over ``[low, high]`` seconds."""
-    rng = random.Random(seed)
-    return [rng.uniform(low, high) for _ in range(count)]
-
-
 async def sleepers(dsn: str, processes: int, count: int, low: float, high: float) -> Figures:
-    """``count`` instances sleeping ``low``..``high`` s: dispatcher memory and wake-up lag."""
-    delays = sleeper_delays(count, low, high)
+    """``count`` instances asleep at once for ``low``..``high`` s: memory and wake-up lag."""
     async with workers(dsn, processes) as running, Client(dsn) as client:
         await _warm_up(client)
-        baseline = rss_mb(running.pid)
+        idle = rss_mb(running.pid)
         sampler = asyncio.create_task(_sample_rss(running))
+        wakes = wake_times(count, low, high, await _enqueue_rate(client))
         started = time.perf_counter()
-        handles = await bounded(lambda d: client.start(Sleeper, d), delays, 16)
+        handles = await bounded(lambda at: client.start(Sleeper, at), wakes, ENQUEUE_CONCURRENCY)
         enqueue_s = time.perf_counter() - started
         # Collect results only once every sleep is due, so the client's own queries do
         # not compete with the wake-ups being measured.
-        await asyncio.sleep(max(0.0, high - enqueue_s) + 1.0)
-        lags = await bounded(_result, handles, 64)
+        await asyncio.sleep(max(0.0, max(wakes) - time.time()) + 1.0)
+        outcomes = await bounded(_result, handles, RESULT_CONCURRENCY)
         sampler.cancel()
-        peak = max(running.samples, default=rss_mb(running.pid))
-        figures = {
-            "rss_mb": peak,
+        memory = {
+            "rss_mb": max(running.samples, default=math.nan),
             "rss_hwm_mb": rss_mb(running.pid, "VmHWM"),
-            "rss_idle_mb": baseline,
+            "rss_idle_mb": idle,
             "workers_rss_mb": running.workers_rss_mb(),
         }
-    return {**figures, **_lag_figures(lags), "instances": count, "enqueue_per_s": count / enqueue_s}
+    rates = {"instances": count, "enqueue_per_s": count / enqueue_s}
+    return {**memory, **lag_figures(outcomes), **rates}
 
 
-def _lag_figures(lags: list[float]) -> Figures:
-    return {
-        "lag_p50_s": percentile(lags, 0.5),
-        "lag_p99_s": percentile(lags, 0.99),
-        "lag_max_s": max(lags),
-    }
+async def _enqueue_rate(client: Client) -> float:
+    """Instances started per second, timed on a probe of one-action instances."""
+    started = time.perf_counter()
+    handles = await bounded(lambda _: client.start(First), range(PROBE), ENQUEUE_CONCURRENCY)
+    rate = PROBE / (time.perf_counter() - started)
+    await asyncio.gather(*[h.result() for h in handles])
+    return rate
 
 
-async def _result(handle: Any) -> float:
-    value: float = await handle.result()
-    return value
+async def _result(handle: Any) -> tuple[float, bool]:
+    lag, late = await handle.result()
+    return float(lag), bool(late)
 
 
 async def _sample_rss(running: Workers, every: float = 0.5) -> None:

@@ -66,9 +66,13 @@ async def first() -> float:
 
 
 @DBOS.workflow()
-async def sleeper(delay: float) -> float:
-    """A durable sleep of ``delay`` seconds, then one step; how late that step started."""
-    due = time.time() + delay
-    await DBOS.sleep_async(delay)
+async def sleeper(until: float) -> tuple[float, bool]:
+    """A durable sleep until ``until`` (epoch seconds), then one step.
+
+    Returns how late that step started against ``until``, and whether the workflow only
+    began after ``until`` had passed.
+    """
+    now = time.time()
+    await DBOS.sleep_async(max(0.0, until - now))
     woke = await stamp()
-    return woke - due
+    return woke - until, now > until

@@ -64,13 +64,14 @@ class First(Workflow):
 
 @workflow(name="bench.Sleeper")
 class Sleeper(Workflow):
-    """A durable sleep of ``delay`` seconds, then one action.
+    """A durable sleep until ``until`` (epoch seconds), then one action.
 
-    Returns how late that action started against the time the sleep was due to end.
+    Returns how late that action started against ``until``, and whether the instance only
+    began after ``until`` had passed (its lateness is then not the timer's).
     """
 
-    async def run(self, delay: float) -> float:
-        due = time.time() + delay
-        await asyncio.sleep(delay)
+    async def run(self, until: float) -> tuple[float, bool]:
+        now = time.time()
+        await asyncio.sleep(max(0.0, until - now))
         woke = await stamp()
-        return woke - due
+        return woke - until, now > until
