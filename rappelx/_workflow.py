@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from rappelx.compiler import CompiledWorkflow, compile_workflow
+from rappelx.compiler._compile import module_index
 from rappelx.compiler._diagnostics import DUPLICATE_WORKFLOW
 from rappelx.exceptions import CompileError, WorkflowArgumentsError
 from rappelx.runtime._engine import Engine
@@ -156,9 +157,14 @@ def _register(target: W, name: str, version: str | None) -> W:
         and existing.cls is not cls
         and _same_origin(existing.cls, cls) is False
     ):
+        filename, lineno = _class_position(cls)
         raise CompileError(
-            f"{DUPLICATE_WORKFLOW.format(name=name)} ({existing.cls.__module__}."
-            f"{existing.cls.__qualname__} and {cls.__module__}.{cls.__qualname__})",
+            f"{filename}:{lineno}:1: {DUPLICATE_WORKFLOW.format(name=name)} "
+            f"({existing.cls.__module__}.{existing.cls.__qualname__} and "
+            f"{cls.__module__}.{cls.__qualname__})",
+            filename=filename,
+            lineno=lineno,
+            col_offset=0,
             code=DUPLICATE_WORKFLOW.code,
         )
     compiled = compile_workflow(cls, name)
@@ -184,6 +190,15 @@ def _register(target: W, name: str, version: str | None) -> W:
     cls.run = run
     _WORKFLOWS[name] = definition_
     return target
+
+
+def _class_position(cls: type) -> tuple[str, int]:
+    try:
+        filename = inspect.getsourcefile(cls) or "<unknown>"
+        _, spans = module_index(filename)
+        return filename, spans.get(cls.__qualname__, (0, 0))[0]
+    except (OSError, TypeError):
+        return "<unknown>", 0
 
 
 def _same_origin(old: type, new: type) -> bool:

@@ -20,10 +20,25 @@ def check_function(fn: ast.AsyncFunctionDef, report: Report) -> None:
     for stmt in fn.body:
         for node in walk_scope(stmt):
             _check_node(node, report)
-        for node in ast.walk(stmt):
-            if isinstance(node, _NESTED) and _awaits_inside(node):
+        for node in _outermost_nested(stmt):
+            if _awaits_inside(node):
                 kind = {ast.Lambda: "lambda", ast.ClassDef: "class"}.get(type(node), "function")
                 report(node, diag.NESTED_AWAIT, kind=kind)
+
+
+def _outermost_nested(stmt: ast.stmt) -> list[ast.AST]:
+    """Nested functions, lambdas and classes in ``stmt``, not those nested in them."""
+    if isinstance(stmt, _NESTED):
+        return [stmt]
+    found: list[ast.AST] = []
+    stack: list[ast.AST] = [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _NESTED) and node is not stmt:
+            found.append(node)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return found
 
 
 def _awaits_inside(node: ast.AST) -> bool:

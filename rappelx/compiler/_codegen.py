@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rappelx.compiler._symbols import bound_names, names_used
+from rappelx.compiler._symbols import bound_names
 
 SCOPE = "_rx_s"
 RUNTIME_HELPERS = ("_rx_act", "_rx_with", "_rx_helper", "_rx_seq", "_rx_sleep")
@@ -51,43 +51,47 @@ class BlockCompiler:
 
     def statements(self, body: Sequence[ast.stmt], anchor: ast.AST, locals_: set[str]) -> BlockRef:
         """A block running ``body``; variables it binds are written back, even on raise."""
+        loc = _loc(anchor)
         stores = sorted(bound_names(body) & locals_)
-        inner: list[ast.stmt] = list(body) or [ast.Pass()]
+        inner: list[ast.stmt] = list(body) or [ast.Pass(**loc)]
         if stores:
-            inner = [ast.Try(body=inner, handlers=[], orelse=[], finalbody=_store(stores))]
-        return self._add(body, inner, anchor, locals_)
+            final = _store(stores, loc)
+            inner = [ast.Try(body=inner, handlers=[], orelse=[], finalbody=final, **loc)]
+        return self._add(body, inner, loc, locals_)
 
     def expression(self, expr: ast.expr, anchor: ast.AST, locals_: set[str]) -> BlockRef:
         """A block returning the value of ``expr`` (walrus targets are written back)."""
+        loc = _loc(anchor)
         stores = sorted(bound_names([expr]) & locals_)
-        inner: list[ast.stmt] = [ast.Return(value=expr)]
+        inner: list[ast.stmt] = [ast.Return(value=expr, **loc)]
         if stores:
-            inner = [ast.Try(body=inner, handlers=[], orelse=[], finalbody=_store(stores))]
-        return self._add([expr], inner, anchor, locals_)
+            final = _store(stores, loc)
+            inner = [ast.Try(body=inner, handlers=[], orelse=[], finalbody=final, **loc)]
+        return self._add([expr], inner, loc, locals_)
 
     def _add(
         self,
         source: Sequence[ast.AST],
         inner: list[ast.stmt],
-        anchor: ast.AST,
+        loc: Loc,
         locals_: set[str],
     ) -> BlockRef:
-        loads = sorted(names_used(source) & locals_)
+        loads = sorted(_names_and_locations(source, loc) & locals_)
         fn = ast.FunctionDef(
             name=f"_rx_b{len(self.defs)}",
             args=ast.arguments(
                 posonlyargs=[],
-                args=[ast.arg(arg=SCOPE)],
+                args=[ast.arg(arg=SCOPE, **loc)],
                 kwonlyargs=[],
                 kw_defaults=[],
                 defaults=[],
             ),
-            body=[*_load(loads), *inner],
+            body=[*_load(loads, loc), *inner],
             decorator_list=[],
             returns=None,
+            **loc,
         )
         _no_type_params(fn)
-        _locate(fn, anchor)
         self.defs.append(fn)
         return BlockRef(len(self.defs) - 1)
 
@@ -111,8 +115,7 @@ class BlockCompiler:
         )
         _no_type_params(factory)
         module = ast.Module(body=[factory], type_ignores=[])
-        _locate(factory, self.defs[0] if self.defs else None)
-        ast.fix_missing_locations(module)
+        _locate(factory, self.defs[0] if self.defs else None, stop={id(d) for d in self.defs})
         code = compile(module, self.filename, "exec", dont_inherit=True)
         namespace: dict[str, Any] = {}
         exec(code, module_globals, namespace)
@@ -127,71 +130,99 @@ def _no_type_params(fn: ast.FunctionDef) -> None:
         fn.type_params = []
 
 
-def _load(names: Sequence[str]) -> list[ast.stmt]:
+Loc = dict[str, Any]
+
+
+def _loc(anchor: ast.AST | None) -> Loc:
+    lineno = getattr(anchor, "lineno", 1) or 1
+    col = getattr(anchor, "col_offset", 0) or 0
+    return {"lineno": lineno, "col_offset": col, "end_lineno": lineno, "end_col_offset": col}
+
+
+def _load(names: Sequence[str], loc: Loc) -> list[ast.stmt]:
     out: list[ast.stmt] = []
     for name in names:
-        out.append(
-            ast.Try(
-                body=[ast.Assign(targets=[_name(name, ast.Store())], value=_item(name))],
-                handlers=[
-                    ast.ExceptHandler(
-                        type=ast.Name(id="KeyError", ctx=ast.Load()), name=None, body=[ast.Pass()]
-                    )
-                ],
-                orelse=[],
-                finalbody=[],
-            )
+        item = ast.Subscript(
+            value=ast.Name(id=SCOPE, ctx=ast.Load(), **loc),
+            slice=ast.Constant(name, **loc),
+            ctx=ast.Load(),
+            **loc,
         )
+        assign = ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store(), **loc)], value=item, **loc)
+        missing = ast.ExceptHandler(
+            type=ast.Name(id="KeyError", ctx=ast.Load(), **loc),
+            name=None,
+            body=[ast.Pass(**loc)],
+            **loc,
+        )
+        out.append(ast.Try(body=[assign], handlers=[missing], orelse=[], finalbody=[], **loc))
     return out
 
 
-def _store(names: Sequence[str]) -> list[ast.stmt]:
+def _store(names: Sequence[str], loc: Loc) -> list[ast.stmt]:
     out: list[ast.stmt] = []
     for name in names:
         target = ast.Subscript(
-            value=ast.Name(id=SCOPE, ctx=ast.Load()), slice=ast.Constant(name), ctx=ast.Store()
+            value=ast.Name(id=SCOPE, ctx=ast.Load(), **loc),
+            slice=ast.Constant(name, **loc),
+            ctx=ast.Store(),
+            **loc,
         )
         pop = ast.Expr(
             value=ast.Call(
                 func=ast.Attribute(
-                    value=ast.Name(id=SCOPE, ctx=ast.Load()), attr="pop", ctx=ast.Load()
+                    value=ast.Name(id=SCOPE, ctx=ast.Load(), **loc),
+                    attr="pop",
+                    ctx=ast.Load(),
+                    **loc,
                 ),
-                args=[ast.Constant(name), ast.Constant(None)],
+                args=[ast.Constant(name, **loc), ast.Constant(None, **loc)],
                 keywords=[],
-            )
+                **loc,
+            ),
+            **loc,
         )
-        out.append(
-            ast.Try(
-                body=[ast.Assign(targets=[target], value=_name(name, ast.Load()))],
-                handlers=[
-                    ast.ExceptHandler(
-                        type=ast.Name(id="NameError", ctx=ast.Load()), name=None, body=[pop]
-                    )
-                ],
-                orelse=[],
-                finalbody=[],
-            )
+        write = ast.Assign(targets=[target], value=ast.Name(id=name, ctx=ast.Load(), **loc), **loc)
+        unbound = ast.ExceptHandler(
+            type=ast.Name(id="NameError", ctx=ast.Load(), **loc), name=None, body=[pop], **loc
         )
+        out.append(ast.Try(body=[write], handlers=[unbound], orelse=[], finalbody=[], **loc))
     return out
 
 
-def _name(name: str, ctx: ast.expr_context) -> ast.Name:
-    return ast.Name(id=name, ctx=ctx)
-
-
-def _item(name: str) -> ast.Subscript:
-    return ast.Subscript(
-        value=ast.Name(id=SCOPE, ctx=ast.Load()), slice=ast.Constant(name), ctx=ast.Load()
-    )
-
-
-def _locate(node: ast.AST, anchor: ast.AST | None) -> None:
-    """Give generated nodes the anchor's position; user nodes keep their own."""
+def _locate(node: ast.AST, anchor: ast.AST | None, stop: set[int]) -> None:
+    """Give rappelx's generated nodes the anchor's position (user nodes in ``stop`` and
+    below them are already located)."""
     lineno = getattr(anchor, "lineno", 1) or 1
     col = getattr(anchor, "col_offset", 0) or 0
-    for sub in ast.walk(node):
+    stack = [node]
+    while stack:
+        sub = stack.pop()
         if "lineno" in sub._attributes and not hasattr(sub, "lineno"):
             sub.lineno = lineno  # type: ignore[attr-defined]
             sub.col_offset = col  # type: ignore[attr-defined]
             sub.end_lineno = lineno  # type: ignore[attr-defined]
             sub.end_col_offset = col  # type: ignore[attr-defined]
+        stack.extend(c for c in ast.iter_child_nodes(sub) if id(c) not in stop)
+
+
+def _names_and_locations(nodes: Sequence[ast.AST], loc: Loc) -> set[str]:
+    """Every name used in ``nodes``; nodes the hoister made get their parent's position."""
+    names: set[str] = set()
+    root = (loc["lineno"], loc["col_offset"])
+    stack: list[tuple[ast.AST, tuple[int, int]]] = [(n, root) for n in nodes]
+    while stack:
+        node, (lineno, col) = stack.pop()
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        if "lineno" in node._attributes:
+            if hasattr(node, "lineno"):
+                lineno, col = node.lineno, node.col_offset  # type: ignore[attr-defined]
+            else:
+                node.lineno = lineno  # type: ignore[attr-defined]
+                node.col_offset = col  # type: ignore[attr-defined]
+                node.end_lineno = lineno  # type: ignore[attr-defined]
+                node.end_col_offset = col  # type: ignore[attr-defined]
+        for child in ast.iter_child_nodes(node):
+            stack.append((child, (lineno, col)))
+    return names

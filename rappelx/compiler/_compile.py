@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import sys
 import textwrap
 from dataclasses import dataclass, field, fields, replace
@@ -50,25 +51,58 @@ class _Source:
     classdef: ast.ClassDef
 
 
+_INDEX: dict[str, tuple[tuple[float, int], list[str], dict[str, tuple[int, int]]]] = {}
+
+
+def module_index(filename: str) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """The lines of ``filename`` and the line span of every class in it, by qualname.
+
+    Parsed once per file (and again if the file changes): a module usually defines several
+    workflows, and each is then compiled from its own slice of the source.
+    """
+    stat = os.stat(filename)
+    key = (stat.st_mtime, stat.st_size)
+    cached = _INDEX.get(filename)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    with open(filename, encoding="utf-8") as handle:
+        text = handle.read()
+    spans: dict[str, tuple[int, int]] = {}
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                spans[prefix + node.name] = (node.lineno, node.end_lineno or node.lineno)
+                visit(node.body, f"{prefix}{node.name}.")
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(node.body, f"{prefix}{node.name}.<locals>.")
+
+    visit(ast.parse(text, filename=filename).body, "")
+    lines = text.splitlines(keepends=True)
+    _INDEX[filename] = (key, lines, spans)
+    return lines, spans
+
+
 def _read_source(cls: type) -> _Source:
     filename = inspect.getsourcefile(cls) or inspect.getfile(cls)
-    lines, start = inspect.getsourcelines(cls)
-    text = "".join(lines)
-    dedented = textwrap.dedent(text)
-    indent = len(lines[0]) - len(lines[0].lstrip())
-    tree = ast.parse(dedented, filename=filename)
+    lines, spans = module_index(filename)
+    span = spans.get(cls.__qualname__)
+    if span is None:
+        raise OSError(f"class {cls.__qualname__} not found in {filename}")
+    start, end = span
+    segment = lines[start - 1 : end]
+    indent = len(segment[0]) - len(segment[0].lstrip())
+    tree = ast.parse(textwrap.dedent("".join(segment)), filename=filename)
     ast.increment_lineno(tree, start - 1)
     if indent:
         for node in ast.walk(tree):
             if hasattr(node, "col_offset"):
                 node.col_offset += indent
-                end = getattr(node, "end_col_offset", None)
-                if end is not None:
-                    setattr(node, "end_col_offset", end + indent)  # noqa: B010
+                end_col = getattr(node, "end_col_offset", None)
+                if end_col is not None:
+                    setattr(node, "end_col_offset", end_col + indent)  # noqa: B010
     classdef = next(n for n in tree.body if isinstance(n, ast.ClassDef))
-    with open(filename, encoding="utf-8") as handle:
-        file_lines = handle.read().splitlines()
-    return _Source(filename, file_lines, classdef)
+    return _Source(filename, [line.rstrip("\r\n") for line in lines], classdef)
 
 
 class _Mangler(ast.NodeTransformer):
@@ -89,6 +123,16 @@ class _Mangler(ast.NodeTransformer):
     def visit_Attribute(self, node: ast.Attribute) -> ast.Attribute:
         self.generic_visit(node)
         node.attr = self._mangle(node.attr)
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
+        self.generic_visit(node)
+        node.name = self._mangle(node.name)
+        return node
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AsyncFunctionDef:
+        self.generic_visit(node)
+        node.name = self._mangle(node.name)
         return node
 
     def visit_arg(self, node: ast.arg) -> ast.arg:

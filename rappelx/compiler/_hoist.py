@@ -97,7 +97,8 @@ def _ordered_slots(node: ast.expr) -> Iterator[Slot]:
 
 
 def _unwrap(slot: Slot, item: Any) -> Iterator[Slot]:
-    if isinstance(item, ast.Starred):
+    if isinstance(item, ast.Starred | ast.FormattedValue):
+        # `*x` and the `{x}` of an f-string are not values of their own: hoist what is inside.
         yield Slot(item, "value")
     elif isinstance(item, ast.keyword):
         yield Slot(item, "value")

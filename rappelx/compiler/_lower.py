@@ -51,6 +51,18 @@ class Ctx:
     exc_var: str | None = None  # the exception a bare `raise` re-raises
 
 
+# Statements _checks.py reports; lowering skips them rather than report them twice.
+_REJECTED_BY_CHECKS = (
+    ast.AsyncWith,
+    ast.AsyncFor,
+    ast.TryStar,
+    ast.Global,
+    ast.Nonlocal,
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+)
+
 Handler = Callable[["FunctionLowerer", Any, int, Ctx], int]
 _HANDLERS: dict[type[ast.stmt], Handler] = {}
 
@@ -143,7 +155,12 @@ class FunctionLowerer:
             stmt = stmts[end - 1]
             handler = _HANDLERS.get(type(stmt))
             if handler is None:
-                self.report(stmt, diag.UNSUPPORTED, what=f"'{type(stmt).__name__}'", hint="")
+                reported = isinstance(stmt, _REJECTED_BY_CHECKS) or contains_await(stmt)
+                if not reported:
+                    what = f"'{type(stmt).__name__.lower()}' containing return/break/continue"
+                    self.report(
+                        stmt, diag.UNSUPPORTED, what=what, hint="; move the return out of the block"
+                    )
             else:
                 entry = handler(self, stmt, entry, ctx)
             end -= 1
@@ -153,6 +170,8 @@ class FunctionLowerer:
         """Whether ``stmt`` can run as plain Python inside one inline node."""
         if contains_await(stmt):
             return False
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            return True  # its returns are its own; awaiting inside is RX109
         loops = 0
         for sub in walk_scope(stmt):
             if isinstance(sub, ast.Return):
@@ -187,8 +206,11 @@ class FunctionLowerer:
 
     def check_inline(self, node: ast.AST) -> None:
         """Report calls that would create a coroutine nobody awaits (RX110)."""
+        awaited: set[int] = set()
         for sub in ast.walk(node):
-            if isinstance(sub, ast.Call):
+            if isinstance(sub, ast.Await):
+                awaited.add(id(sub.value))  # reported where the await itself is rejected
+            if isinstance(sub, ast.Call) and id(sub) not in awaited:
                 callee = classify(sub, self.env)
                 if callee.kind in ("action", "helper", "run_action", "gather", "sleep"):
                     what = {
@@ -217,10 +239,18 @@ class FunctionLowerer:
             spec, return_exceptions, callees = self.gather_spec(call)
             what = "gather"
         elif callee.kind == "sleep":
+            keywords = {k.arg for k in call.keywords}
+            count = len(call.args) + len(keywords)
+            if not 1 <= count <= 2 or not keywords <= {"delay", "result"}:
+                self.report(call, diag.SLEEP_ARGS, found=f"'{ast.unparse(call)}'")
+                return next_id
             for arg in [*call.args, *(k.value for k in call.keywords)]:
                 self.check_inline(arg)
             spec = ast.Call(func=name("_rx_sleep"), args=call.args, keywords=call.keywords)
             what = "sleep"
+        elif callee.name.startswith("self."):
+            self.report(call, diag.UNKNOWN_HELPER, name=callee.name[5:])
+            return next_id
         else:
             self.report(call, diag.NOT_AN_ACTION, found=f"'{callee.name}'")
             return next_id
@@ -228,8 +258,8 @@ class FunctionLowerer:
             return next_id
         ast.copy_location(spec, call)
         fn = self.blocks.expression(spec, anchor, self.locals_)
-        for helper in callees:
-            self.calls.append((helper, call))
+        if what == "call":
+            self.calls.append((callees[0], call))
         return self.emit(
             Await(
                 id=self.reserve(),
@@ -322,6 +352,7 @@ class FunctionLowerer:
             if callee.kind in ("action", "missing", "run_action", "helper"):
                 if callee.kind == "helper":
                     callees.append(callee.name)
+                    self.calls.append((callee.name, arg))
                 return self.call_spec(arg)
         self.report(arg, diag.GATHER_ELEMENT, found=f"'{ast.unparse(arg)}'")
         return None
@@ -698,6 +729,8 @@ def _lower_handlers(lw: FunctionLowerer, stmt: ast.Try, cont: int, inner: Ctx) -
         if handler.type is None:
             dispatch = entry
             continue
+        if contains_await(handler.type):
+            continue  # rejected by _checks.py
         test = ast.Call(func=name("isinstance"), args=[name(caught), handler.type], keywords=[])
         ast.copy_location(test, handler.type)
         dispatch = lw.emit(

@@ -489,6 +489,8 @@ class Engine:
                 node = self.functions[frame.func].nodes.get(frame.pc)
                 line = node.line if node is not None else 0
                 for name, value in frame.scope.items():
+                    if value is state.workflow:
+                        continue
                     try:
                         _codec.dumps(value)
                     except Exception as inner:
