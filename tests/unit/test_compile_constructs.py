@@ -167,9 +167,9 @@ ROWS: list[Row] = [
     Row("control.CsForRange", 0, [], Shape(act(), BR, 1), args=(0,)),
     Row(
         "control.CsForIterables",
-        [(0, "a"), (1, "b"), 2, 1, 1, 2, "y", "x"],
-        ["e0", "e1", "db", "da", "za", "zb", "y", "x"],
-        Shape(act(4), BR, loops=4),
+        [(0, "a"), (1, "b"), 2, 1, 1, 2, "y", "x", 0, 2],
+        ["e0", "e1", "db", "da", "za", "zb", "y", "x", "g0", "g2"],
+        Shape(act(5), BR, loops=5),
         args=({"b": 2, "a": 1},),
     ),
     Row(
@@ -401,7 +401,7 @@ def nodes_of(graph: nx.MultiDiGraph, kind: str, function: str = "run") -> list[s
 
 def entry(graph: nx.MultiDiGraph, function: str) -> str:
     (found,) = [n for n, d in graph.nodes(data=True) if d["entry"] and d["function"] == function]
-    return found
+    return str(found)
 
 
 def straight_line(graph: nx.MultiDiGraph) -> list[str]:

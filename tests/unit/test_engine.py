@@ -12,7 +12,7 @@ import pytest
 
 from rappelx._workflow import definition
 from rappelx.exceptions import StateError, WorkflowCancelled
-from rappelx.runtime._engine import Engine, InstanceState
+from rappelx.runtime._engine import Engine
 from rappelx.runtime._events import (
     ActionCompleted,
     ActionFailed,
@@ -24,6 +24,7 @@ from rappelx.runtime._events import (
     StartTimer,
     TimerFired,
 )
+from rappelx.runtime._state import InstanceState
 from tests.unit.compile_samples import engine_flows as flows
 
 JITTER = 0.1  # flaky's BackoffPolicy(base_delay=1, factor=2, max_delay=3, jitter=0.1)
@@ -39,6 +40,12 @@ def only(commands: list[Command], kind: type) -> Any:
     (command,) = commands
     assert isinstance(command, kind), command
     return command
+
+
+def first_id(commands: list[Command]) -> int:
+    """The action id of the one dispatch ``commands`` holds."""
+    action_id: int = only(commands, DispatchAction).action_id
+    return action_id
 
 
 def dispatches(commands: list[Command]) -> list[DispatchAction]:
@@ -71,7 +78,7 @@ def test_uncaught_action_failure_fails_the_workflow() -> None:
     eng = engine(flows.EngSequence)
     state, commands = eng.start((5,), {})
     error = ValueError("not retryable")  # flaky retries ConnectionError only
-    state, commands = eng.step(state, ActionFailed(commands[0].action_id, error))
+    state, commands = eng.step(state, ActionFailed(first_id(commands), error))
     failed = only(commands, FailWorkflow)
     assert type(failed.error) is ValueError and failed.error.args == ("not retryable",)
 
@@ -79,7 +86,7 @@ def test_uncaught_action_failure_fails_the_workflow() -> None:
 def test_failure_caught_by_class_hierarchy() -> None:
     eng = engine(flows.EngCaught)
     state, commands = eng.start((), {})
-    state, commands = eng.step(state, ActionFailed(commands[0].action_id, KeyError("k")))
+    state, commands = eng.step(state, ActionFailed(first_id(commands), KeyError("k")))
     assert only(commands, CompleteWorkflow).value == "caught KeyError"
 
 
@@ -92,7 +99,7 @@ def fail_until_exhausted(seed: int) -> tuple[list[DispatchAction], list[Command]
     """Fail every attempt of flaky with ConnectionError; return the retries and the end."""
     eng = engine(flows.EngSequence)
     state, commands = eng.start((5,), {}, seed=seed)
-    action_id = commands[0].action_id
+    action_id = first_id(commands)
     retries: list[DispatchAction] = []
     while True:
         state, commands = eng.step(state, ActionFailed(action_id, ConnectionError("down")))
@@ -138,7 +145,7 @@ def test_per_call_retry_only_retries_its_own_exceptions() -> None:
     eng = engine(flows.EngOverride)
     state, commands = eng.start((10.0,), {})
     # flaky's own policy retries ConnectionError; the per-call policy replaces it.
-    state, commands = eng.step(state, ActionFailed(commands[0].action_id, ConnectionError()))
+    state, commands = eng.step(state, ActionFailed(first_id(commands), ConnectionError()))
     assert type(only(commands, FailWorkflow).error) is ConnectionError
 
 
@@ -147,7 +154,7 @@ def test_action_timeout_is_retried_like_any_listed_exception() -> None:
 
     eng = engine(flows.EngTimed)
     state, commands = eng.start((), {})
-    action_id = commands[0].action_id
+    action_id = first_id(commands)
     state, commands = eng.step(state, ActionFailed(action_id, ActionTimeout("slow")))
     assert only(commands, DispatchAction).attempt == 2
     state, commands = eng.step(state, ActionFailed(action_id, ActionTimeout("slow again")))
@@ -232,7 +239,7 @@ def test_duplicate_timer_is_ignored() -> None:
 def test_events_after_the_end_are_ignored() -> None:
     eng = engine(flows.EngCaught)
     state, commands = eng.start((), {})
-    action_id = commands[0].action_id
+    action_id = first_id(commands)
     state, commands = eng.step(state, ActionCompleted(action_id, 1))
     only(commands, CompleteWorkflow)
     for event in (ActionCompleted(action_id, 1), Cancelled(), TimerFired(1)):
@@ -249,17 +256,17 @@ def test_dumps_loads_mid_flight_then_continue() -> None:
     eng = engine(flows.EngSequence)
     state, commands = eng.start((5,), {})
     state = roundtrip(eng, state)
-    state, commands = eng.step(state, ActionCompleted(commands[0].action_id, 5))
+    state, commands = eng.step(state, ActionCompleted(first_id(commands), 5))
     restored = Engine(definition(flows.EngSequence).compiled.program, flows.EngSequence)
     state = restored.loads(eng.dumps(state))  # as another process would
-    state, commands = restored.step(state, ActionCompleted(commands[0].action_id, 6))
+    state, commands = restored.step(state, ActionCompleted(first_id(commands), 6))
     assert only(commands, CompleteWorkflow).value == 11
 
 
 def test_dumps_loads_keeps_retry_progress() -> None:
     eng = engine(flows.EngSequence)
     state, commands = eng.start((5,), {})
-    action_id = commands[0].action_id
+    action_id = first_id(commands)
     state, commands = eng.step(state, ActionFailed(action_id, ConnectionError()))
     state = roundtrip(eng, state)
     state, commands = eng.step(state, ActionFailed(action_id, ConnectionError()))
@@ -303,7 +310,7 @@ def test_unpersistable_variable_is_a_state_error_naming_it() -> None:
 def test_cancel_fails_the_workflow_and_ignores_what_follows() -> None:
     eng = engine(flows.EngSequence)
     state, commands = eng.start((5,), {})
-    action_id = commands[0].action_id
+    action_id = first_id(commands)
     state, commands = eng.step(state, Cancelled())
     assert isinstance(only(commands, FailWorkflow).error, WorkflowCancelled)
     assert state.finished
@@ -327,7 +334,7 @@ def test_same_events_give_the_same_commands() -> None:
         eng = engine(flows.EngSequence)
         state, commands = eng.start((5,), {}, seed=3)
         out = [commands]
-        action_id = commands[0].action_id
+        action_id = first_id(commands)
         for event in (
             ActionFailed(action_id, ConnectionError("a")),
             ActionFailed(action_id, ConnectionError("b")),

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from rappelx import action
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 LOG: list[str] = []
 
@@ -37,14 +38,14 @@ class Box:
 
 
 @action
-async def rec(tag: str, value: Any = None) -> Any:
+async def rec(tag: str, value: T = None) -> T:  # type: ignore[assignment]
     """Record ``tag`` and return ``value``."""
     LOG.append(tag)
     return value
 
 
 @action
-async def pair(a: Any, b: Any) -> tuple[Any, Any]:
+async def pair(a: T, b: U) -> tuple[T, U]:
     """Record ``pair`` and return both arguments."""
     LOG.append("pair")
     return a, b

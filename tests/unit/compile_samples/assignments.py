@@ -33,7 +33,7 @@ class CsAugAttribute(Workflow):
 @workflow
 class CsUnpack(Workflow):
     async def run(self) -> tuple[object, ...]:
-        a, (b, *c) = await rec("t", [1, [2, 3, 4]])
+        a, (b, *c) = await rec("t", (1, (2, 3, 4)))
         return a, b, c
 
 
@@ -68,7 +68,7 @@ class CsDelName(Workflow):
         del x
         await rec("after")
         try:
-            return str(x)
+            return str(x)  # type: ignore[misc]  # deleted on purpose
         except NameError as exc:
             return type(exc).__name__
 

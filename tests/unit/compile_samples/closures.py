@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rappelx import Workflow, workflow
 from tests.unit.compile_samples.actions import rec
 
@@ -10,7 +12,7 @@ from tests.unit.compile_samples.actions import rec
 class CsClosures(Workflow):
     async def run(self) -> list[int]:
         base = await rec("base", 10)
-        add = lambda v: v + base  # noqa: E731 - a lambda is the construct under test
+        add: Callable[[int], int] = lambda v: v + base  # noqa: E731 - the construct under test
 
         def times(v: int) -> int:
             return v * base

@@ -39,6 +39,8 @@ class CsForIterables(Workflow):
             out.append(await rec(f"z{left}", right))
         for ch in reversed("xy"):
             out.append(await rec(ch, ch))
+        for doubled in (n * 2 for n in range(2)):
+            out.append(await rec(f"g{doubled}", doubled))
         return out
 
 
@@ -62,6 +64,7 @@ class CsWhile(Workflow):
     async def run(self) -> int:
         i = 0
         while await rec(f"w{i}", i < 3):
+            pass
             i += 1
         else:
             i += 100

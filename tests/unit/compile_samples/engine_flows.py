@@ -76,7 +76,7 @@ class EngSleep(Workflow):
 
 @workflow
 class EngGather(Workflow):
-    async def run(self) -> list[int]:
+    async def run(self) -> object:
         return await asyncio.gather(once(1), once(2), once(3))
 
 

@@ -79,6 +79,7 @@ class CsContext(Workflow):
                 await rec("handling")
                 raise KeyError("second")
         except KeyError as k:
+            assert k.__context__ is not None
             return type(k.__context__).__name__, k.__context__.args, k.__cause__ is None
         return ()
 
@@ -124,7 +125,7 @@ class CsHandlerNameCleared(Workflow):
         except ValueError as e:
             await rec("in handler", str(e))
         try:
-            return str(e)
+            return str(e)  # type: ignore[misc]  # e was deleted, as Python does
         except NameError as err:
             return type(err).__name__
 

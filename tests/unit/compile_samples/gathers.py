@@ -24,7 +24,8 @@ class CsGatherStar(Workflow):
 @workflow
 class CsGatherEmpty(Workflow):
     async def run(self) -> list[object]:
-        return await asyncio.gather(*[rec(x) for x in []])
+        nothing: list[str] = []
+        return await asyncio.gather(*[rec(x) for x in nothing])
 
 
 @workflow
@@ -38,7 +39,7 @@ class CsGatherHelpers(Workflow):
             return "negative"
         return await rec(f"l{x}", f"#{x}")
 
-    async def run(self) -> list[object]:
+    async def run(self) -> object:
         return await asyncio.gather(self.double(1), self.label(2), self.label(-1), rec("z", 0))
 
 
@@ -63,7 +64,7 @@ class CsGatherLowestFailure(Workflow):
 
 @workflow
 class CsGatherRunAction(Workflow):
-    async def run(self) -> list[object]:
+    async def run(self) -> object:
         return await asyncio.gather(
             self.run_action(rec("policy", 1), retry=RetryPolicy(attempts=2), timeout=5),
             rec("plain", 2),
@@ -74,5 +75,5 @@ class CsGatherRunAction(Workflow):
 class CsSleep(Workflow):
     async def run(self, delay: float) -> tuple[object, object]:
         woke = await asyncio.sleep(await rec("delay", delay), result="woke")
-        none = await asyncio.sleep(0)
+        none = await asyncio.sleep(0)  # type: ignore[func-returns-value]
         return woke, none

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rappelx import Workflow, workflow
 from tests.unit.compile_samples.actions import rec
 
@@ -10,7 +12,7 @@ from tests.unit.compile_samples.actions import rec
 class CsLateBinding(Workflow):
     async def run(self) -> tuple[int, int]:
         base = await rec("base", 1)
-        get = lambda: base  # noqa: E731
+        get: Callable[[], int] = lambda: base  # noqa: E731
         early = get()
         base = 2
         late = get()

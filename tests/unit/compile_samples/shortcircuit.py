@@ -33,7 +33,7 @@ class CsOrSkips(Workflow):
 @workflow
 class CsOrRuns(Workflow):
     async def run(self) -> object:
-        value = await rec("a", "") or await rec("b", 5)
+        value = await rec("a", 0) or await rec("b", 5)
         return value
 
 
