@@ -11,7 +11,7 @@ from typing import Any
 import networkx as nx
 
 from rappelx.compiler._ir import Await, Exec, Function, Node, Program
-from rappelx.compiler._symbols import bound_names, names_used
+from rappelx.compiler._symbols import bound_names
 from rappelx.exceptions import RappelxError
 
 
@@ -117,7 +117,7 @@ def _add_data_edges(graph: nx.MultiDiGraph, function: Function) -> None:
         if tree is not None:
             for var in bound_names(tree.body) if isinstance(node, Exec) else ():
                 writes.setdefault(var, []).append(node.id)
-            for var in names_used(tree.body):
+            for var in _loaded_names(tree):
                 reads.setdefault(var, []).append(node.id)
         if isinstance(node, Await) and node.target:
             writes.setdefault(node.target, []).append(node.id)
@@ -133,6 +133,12 @@ def _add_data_edges(graph: nx.MultiDiGraph, function: Function) -> None:
                         back=False,
                         guard="",
                     )
+
+
+def _loaded_names(tree: ast.AST) -> set[str]:
+    return {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
 
 
 def validate(program: Program, graph: nx.MultiDiGraph) -> None:
