@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks._profile import RoleProfile, fold, sampling
 from benchmarks._sleepers import (
     ENQUEUE_CONCURRENCY,
     PROBE,
@@ -126,10 +127,26 @@ async def chain(dsn: str, processes: int, instances: int, steps: int) -> Figures
     """``instances`` x ``steps`` sequential no-op actions: actions per second."""
     async with workers(dsn, processes), Client(dsn) as client:
         await _warm_up(client)
-        started = time.perf_counter()
-        handles = await asyncio.gather(*[client.start(Chain, steps) for _ in range(instances)])
-        results = await asyncio.gather(*[h.result() for h in handles])
-        elapsed = time.perf_counter() - started
+        return await _timed_chain(client, instances, steps)
+
+
+async def profiled_chain(
+    dsn: str, processes: int, instances: int, steps: int, output: Path
+) -> tuple[Figures, dict[str, RoleProfile]]:
+    """:func:`chain` with py-spy sampling the workers process; figures and profile."""
+    async with workers(dsn, processes) as running, Client(dsn) as client:
+        await _warm_up(client)
+        async with sampling(running.pid, output):
+            figures = await _timed_chain(client, instances, steps)
+    with output.open() as raw:
+        return figures, fold(raw, running.pid)
+
+
+async def _timed_chain(client: Client, instances: int, steps: int) -> Figures:
+    started = time.perf_counter()
+    handles = await asyncio.gather(*[client.start(Chain, steps) for _ in range(instances)])
+    results = await asyncio.gather(*[h.result() for h in handles])
+    elapsed = time.perf_counter() - started
     assert results == [steps] * instances
     return {"actions_per_s": instances * steps / elapsed, "seconds": elapsed}
 
