@@ -141,6 +141,13 @@ ROWS: list[Row] = [
     Row("assignments.CsDelName", "UnboundLocalError", ["x", "after"], Shape(act(2), TRY)),
     Row("assignments.CsDelSubscript", {"b": 2}, ["k", "after"], Shape(act(2))),
     Row(
+        "assignments.CsAugSelfAttribute",
+        3,
+        ["c0", "c1", "c2"],
+        Shape(act(), BR, loops=1),
+        note="self.count += await ...: the workflow object itself must not become a temporary",
+    ),
+    Row(
         "mangling.CsMangledAttr",
         (4, 5, True, False),
         ["x", "after"],
@@ -257,6 +264,12 @@ ROWS: list[Row] = [
         "UnboundLocalError",
         ["x", "in handler"],
         Shape(act(2), TRY),
+    ),
+    Row(
+        "exceptions.CsFinallyContext",
+        "ValueError",
+        ["pending", "finally"],
+        Shape(act(2), TRY | {"finally"}),
     ),
     Row(
         "exceptions.CsUncaught",

@@ -345,3 +345,21 @@ def test_same_events_give_the_same_commands() -> None:
         return out
 
     assert play() == play()
+
+
+def test_aliasing_survives_dumps_loads() -> None:
+    """Two names (and the workflow object) bound to one list still share it after a restart."""
+    eng = engine(flows.EngAliasing)
+    state, commands = eng.start((), {})
+    state = roundtrip(eng, state)
+    state, commands = eng.step(state, ActionCompleted(first_id(commands), 1))
+    assert only(commands, CompleteWorkflow).value == ([1, 2], True, True, True)
+
+
+def test_state_error_names_a_helper_variable() -> None:
+    eng = engine(flows.EngHelperLambda)
+    state, _ = eng.start((), {})
+    with pytest.raises(StateError) as info:
+        eng.dumps(state)
+    assert info.value.variable == "scale"
+    assert "variable 'scale'" in str(info.value) and "helper()" in str(info.value)

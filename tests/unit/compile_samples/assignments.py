@@ -81,3 +81,12 @@ class CsDelSubscript(Workflow):
         del data[key], key
         await rec("after")
         return data
+
+
+@workflow
+class CsAugSelfAttribute(Workflow):
+    async def run(self) -> int:
+        self.count = 0
+        while self.count < 3:
+            self.count += await rec(f"c{self.count}", 1)
+        return self.count

@@ -86,3 +86,26 @@ class EngUnpersistable(Workflow):
         guard = threading.Lock()
         value = await once(1)
         return value + int(guard.locked())
+
+
+@workflow
+class EngAliasing(Workflow):
+    async def run(self) -> tuple[list[int], bool, bool, bool]:
+        a = [1]
+        b = a
+        self.kept = a
+        nested = {"inner": a}
+        await once(1)
+        b.append(2)
+        return a, a is b, self.kept is a, nested["inner"] is a
+
+
+@workflow
+class EngHelperLambda(Workflow):
+    async def helper(self, n: int) -> int:
+        scale = lambda v: v * n  # noqa: E731 - a function cannot live across an await
+        value = await once(n)
+        return scale(value)
+
+    async def run(self) -> int:
+        return await self.helper(2)

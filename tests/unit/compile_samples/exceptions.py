@@ -136,3 +136,18 @@ class CsUncaught(Workflow):
         await rec("before")
         await fail_key("escapes")
         return "unreachable"
+
+
+@workflow
+class CsFinallyContext(Workflow):
+    async def run(self) -> str:
+        try:
+            try:
+                await fail("pending")
+            finally:
+                await rec("finally")
+                raise KeyError("from finally")
+        except KeyError as e:
+            # Raised while ValueError was propagating: Python chains it as __context__.
+            return type(e.__context__).__name__
+        return "unreachable"
