@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 from rappelx import BackoffPolicy, RetryPolicy, Workflow, action, workflow
 
@@ -103,7 +104,7 @@ class EngAliasing(Workflow):
 @workflow
 class EngHelperLambda(Workflow):
     async def helper(self, n: int) -> int:
-        scale = lambda v: v * n  # noqa: E731 - a function cannot live across an await
+        scale: Callable[[int], int] = lambda v: v * n  # noqa: E731 - cannot live across an await
         value = await once(n)
         return scale(value)
 
