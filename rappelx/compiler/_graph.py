@@ -136,9 +136,7 @@ def _add_data_edges(graph: nx.MultiDiGraph, function: Function) -> None:
 
 
 def _loaded_names(tree: ast.AST) -> set[str]:
-    return {
-        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
-    }
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def validate(program: Program, graph: nx.MultiDiGraph) -> None:

@@ -513,6 +513,18 @@ def _hoist_target(hoist: Hoister, target: ast.expr) -> list[ast.stmt]:
     return []
 
 
+def _hoisted(
+    lw: FunctionLowerer, expr: ast.expr, pre: list[ast.stmt], anchor: ast.stmt
+) -> ast.expr:
+    """``expr`` evaluated once, before what follows: a temporary unless it is a plain name
+    or a constant (``self`` in ``self.n += await f()`` stays ``self``)."""
+    if isinstance(expr, ast.Name | ast.Constant):
+        return expr
+    temp = lw.fresh("t")
+    pre.append(assign(temp, expr, anchor))
+    return name(temp)
+
+
 def _normalize_augassign(lw: FunctionLowerer, stmt: ast.AugAssign) -> list[ast.stmt]:
     # Python reads the target before it evaluates the right-hand side.
     pre: list[ast.stmt] = []
@@ -521,16 +533,15 @@ def _normalize_augassign(lw: FunctionLowerer, stmt: ast.AugAssign) -> list[ast.s
         load: ast.expr = name(target.id)
         store: ast.expr = name(target.id, store=True)
     elif isinstance(target, ast.Attribute):
-        obj = lw.fresh("t")
-        pre.append(assign(obj, target.value, stmt))
-        load = ast.Attribute(value=name(obj), attr=target.attr, ctx=ast.Load())
-        store = ast.Attribute(value=name(obj), attr=target.attr, ctx=ast.Store())
+        obj = _hoisted(lw, target.value, pre, stmt)
+        load = ast.Attribute(value=obj, attr=target.attr, ctx=ast.Load())
+        store = ast.Attribute(value=obj, attr=target.attr, ctx=ast.Store())
     else:
         assert isinstance(target, ast.Subscript)
-        obj, key = lw.fresh("t"), lw.fresh("t")
-        pre += [assign(obj, target.value, stmt), assign(key, target.slice, stmt)]
-        load = ast.Subscript(value=name(obj), slice=name(key), ctx=ast.Load())
-        store = ast.Subscript(value=name(obj), slice=name(key), ctx=ast.Store())
+        obj = _hoisted(lw, target.value, pre, stmt)
+        key = _hoisted(lw, target.slice, pre, stmt)
+        load = ast.Subscript(value=obj, slice=key, ctx=ast.Load())
+        store = ast.Subscript(value=obj, slice=key, ctx=ast.Store())
     current = lw.fresh("t")
     pre.append(assign(current, load, stmt))
     value_pre, value = lw.hoister.expr(stmt.value)
@@ -694,7 +705,11 @@ def lower_try(lw: FunctionLowerer, stmt: ast.Try, next_id: int, ctx: Ctx) -> int
                 next=next_id,
             )
         )
+        # Inside the finally body, the pending completion supplies __context__ when the
+        # body was entered by an exception.
+        outer_context, lw.context = lw.context, pending
         entry = lw.block(stmt.finalbody, exit_id, ctx)
+        lw.context = outer_context
         cont = lw.code(f"{pending} = None", anchor, entry, ctx)
         land = lw.code(f"{pending} = ('x', {caught})", anchor, entry, ctx)
         catch = lw.emit(

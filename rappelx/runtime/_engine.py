@@ -70,6 +70,8 @@ def resolve_class(name: str) -> type | None:
 
 
 def _set_context(error: BaseException, handled: Any) -> None:
+    if type(handled) is tuple and handled[0] == "x":  # a finally entered by an exception
+        handled = handled[1]
     if isinstance(handled, BaseException) and error.__context__ is None and error is not handled:
         error.__context__ = handled
 

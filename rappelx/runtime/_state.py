@@ -15,7 +15,7 @@ import msgpack
 
 from rappelx.runtime import _codec
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(slots=True)
@@ -94,12 +94,14 @@ def encode_state(state: InstanceState, self_names: dict[str, str | None]) -> byt
     for fiber_id, fiber in state.fibers.items():
         frames = []
         for frame in fiber.frames:
-            name = self_names.get(frame.func)
+            # The workflow object is persisted once, as its attributes; names bound to it
+            # (`self`, or a temporary holding `self`) are recorded and re-bound on load.
+            bound = [k for k, v in frame.scope.items() if v is workflow]
             scope = frame.scope
-            if name is not None and scope.get(name) is workflow:
-                scope = {k: v for k, v in scope.items() if k != name}
+            if bound:
+                scope = {k: v for k, v in scope.items() if v is not workflow}
             values.append(scope)
-            frames.append((frame.func, frame.pc))
+            frames.append((frame.func, frame.pc, bound))
         fibers.append((fiber_id, fiber.join, fiber.slot, frames))
     joins = []
     for join_id, join in state.joins.items():
@@ -156,10 +158,9 @@ def decode_state(
     )
     for fiber_id, join, slot, frames in fibers:
         made = []
-        for func, pc in frames:
+        for func, pc, bound in frames:
             scope = next(position)
-            name = self_names.get(func)
-            if name is not None and name not in scope:
+            for name in bound:
                 scope[name] = workflow
             made.append(Frame(func, pc, scope))
         state.fibers[fiber_id] = Fiber(made, join, slot)
