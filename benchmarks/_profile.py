@@ -1,7 +1,7 @@
 """Where a ``rappelx workers`` process spends its time: py-spy attached while it works.
 
-py-spy samples the dispatcher process and its worker subprocesses (``--subprocesses``)
-without touching their code. Its raw output is one line per distinct stack with a sample
+py-spy samples the dispatcher process and each of its worker subprocesses without
+touching their code. Its raw output is one line per distinct stack with a sample
 count; :func:`top_functions` folds it into self and total samples per function, split
 by process role.
 """
@@ -21,8 +21,10 @@ from pathlib import Path
 
 #: Samples per second; py-spy's default is 100.
 RATE = 250
-_PROCESS = re.compile(r"^process (\d+):")
+_PROCESS = re.compile(r"^process (\d+)")
 _LINE = re.compile(r":\d+\)$")
+#: Functions ranked by total time: the runtime's and its driver's, not the CLI's frames.
+_ENGINE = re.compile(r"^[^<].*\((rappelx/(runtime/|compiler/|_[a-z])|asyncpg/|msgpack/)")
 
 
 class ProfilerMissing(RuntimeError):
@@ -43,21 +45,37 @@ def py_spy_path() -> str:
 
 
 @contextlib.asynccontextmanager
-async def sampling(pid: int, output: Path) -> AsyncIterator[None]:
-    """Sample ``pid`` and its subprocesses into ``output`` (raw format) during the block."""
-    process = await asyncio.create_subprocess_exec(
-        py_spy_path(), "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
-        "--rate", str(RATE), "--nolineno", "--output", str(output),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    await asyncio.sleep(1.0)  # py-spy attaches to each process before sampling starts
+async def sampling(pids: list[int], output: Path) -> AsyncIterator[None]:
+    """Sample each of ``pids`` during the block; their raw stacks go to ``output``.
+
+    One py-spy per process: ``--subprocesses`` does not find the pool's workers when
+    attaching to a running dispatcher. ``--gil`` keeps only samples holding the GIL, so
+    threads and loops waiting in the kernel do not pass for work.
+    """
+    parts = [output.with_name(f"{output.name}.{pid}") for pid in pids]
+    spies = [await _spy(pid, part) for pid, part in zip(pids, parts, strict=True)]
+    await asyncio.sleep(1.0)  # py-spy attaches before it samples
     try:
         yield
     finally:
-        process.send_signal(signal.SIGINT)
-        _, errors = await process.communicate()
-        if not output.exists():
-            raise RuntimeError(f"py-spy wrote no profile: {errors.decode(errors='replace')}")
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        errors = [(await spy.communicate())[1] for spy in spies]
+        with output.open("w") as combined:
+            for pid, part, error in zip(pids, parts, errors, strict=True):
+                if not part.exists():
+                    raise RuntimeError(f"py-spy wrote no profile: {error.decode(errors='replace')}")
+                # Attached to one process, py-spy does not name it: say which it was.
+                combined.writelines(f"process {pid};{line}" for line in part.open())
+                part.unlink()
+
+
+async def _spy(pid: int, output: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        py_spy_path(), "record", "--pid", str(pid), "--gil", "--format", "raw",
+        "--rate", str(RATE), "--nolineno", "--output", str(output),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
 
 
 @dataclass
@@ -102,9 +120,13 @@ def format_profile(roles: dict[str, RoleProfile], limit: int = 15) -> str:
     lines = []
     for role, profile in roles.items():
         share = 100 / max(1, profile.samples)
-        for key, counts in (("self", profile.self_counts), ("total", profile.total_counts)):
-            lines.append(f"{role} process(es): top {limit} by {key} time "
-                         f"({profile.samples} samples at {RATE}/s, idle excluded)")  # fmt: skip
+        engine = collections.Counter(
+            {name: n for name, n in profile.total_counts.items() if _ENGINE.search(name)}
+        )
+        for key, counts in (("self", profile.self_counts), ("total", engine)):
+            scope = "" if key == "self" else " among rappelx/asyncpg functions"
+            lines.append(f"{role} process(es): top {limit} by {key} time{scope} "
+                         f"({profile.samples} samples holding the GIL at {RATE}/s)")  # fmt: skip
             lines.append(f"  {'self':>6} {'total':>6}  function (file)")
             for name, _ in counts.most_common(limit):
                 lines.append(

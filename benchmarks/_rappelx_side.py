@@ -136,7 +136,7 @@ async def profiled_chain(
     """:func:`chain` with py-spy sampling the workers process; figures and profile."""
     async with workers(dsn, processes) as running, Client(dsn) as client:
         await _warm_up(client)
-        async with sampling(running.pid, output):
+        async with sampling([running.pid, *children(running.pid)], output):
             figures = await _timed_chain(client, instances, steps)
     with output.open() as raw:
         return figures, fold(raw, running.pid)
