@@ -89,9 +89,13 @@ def seconds(value: timedelta | float | int | None, what: str = "timeout") -> flo
     return result
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ActionCall:
-    """One call of an action with its arguments and per-call policy overrides."""
+    """One call of an action with its arguments and per-call policy overrides.
+
+    Built at every await of an action, so not frozen (frozen construction is slower);
+    treat it as immutable.
+    """
 
     action: ActionDef[Any, Any]
     args: tuple[Any, ...]

@@ -1,5 +1,8 @@
 """What flows into and out of the engine: events in, commands out.
 
+Events and commands are plain slotted dataclasses (not frozen: they are created on every
+step, and frozen construction costs four times as much); treat them as immutable.
+
 The engine (``_engine.py``) is a pure function ``(program, state, event) -> (state,
 commands)``. Stores (in-memory for ``run_inline``, Postgres for production) turn commands
 into I/O and the outcomes of that I/O back into events.
@@ -12,7 +15,7 @@ from typing import Any
 
 
 # ---------------------------------------------------------------- events (store -> engine)
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ActionCompleted:
     """The action ``action_id`` returned ``value`` (already decoded)."""
 
@@ -20,7 +23,7 @@ class ActionCompleted:
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ActionFailed:
     """The action ``action_id`` raised ``error`` (already decoded; may be ActionTimeout)."""
 
@@ -28,14 +31,14 @@ class ActionFailed:
     error: BaseException
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TimerFired:
     """The durable timer ``timer_id`` (a sleep or a retry backoff) is due."""
 
     timer_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Cancelled:
     """Someone asked for the instance to stop."""
 
@@ -44,7 +47,7 @@ Event = ActionCompleted | ActionFailed | TimerFired | Cancelled
 
 
 # ------------------------------------------------------------ commands (engine -> store)
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DispatchAction:
     """Run ``action`` (registered name) with these arguments as ``action_id``.
 
@@ -62,7 +65,7 @@ class DispatchAction:
     delay: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StartTimer:
     """Fire ``TimerFired(timer_id)`` after ``delay`` seconds (a durable sleep)."""
 
@@ -70,14 +73,14 @@ class StartTimer:
     delay: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CompleteWorkflow:
     """The instance returned ``value``."""
 
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FailWorkflow:
     """The instance ended by raising ``error``."""
 

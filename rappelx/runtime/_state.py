@@ -13,6 +13,7 @@ from typing import Any
 
 import msgpack
 
+from rappelx.exceptions import StateError
 from rappelx.runtime import _codec
 
 FORMAT = 2
@@ -141,6 +142,11 @@ def decode_state(
 ) -> InstanceState:
     """The inverse of :func:`encode_state`."""
     skeleton, encoded = msgpack.unpackb(data, raw=False, use_list=True)
+    if skeleton[0] != FORMAT:
+        raise StateError(
+            f"instance state was written in format {skeleton[0]}, this rappelx reads format "
+            f"{FORMAT}; finish those instances with the rappelx version that started them"
+        )
     _, seed, counter, finished, fibers, joins, actions, timers = skeleton
     values: Any = _codec.loads(encoded)
     position = iter(values)
