@@ -149,7 +149,9 @@ async def chain(dsn: str, batch: int, consumers: int, instances: int, steps: int
         started = time.perf_counter()
         await asyncio.gather(*await _enqueue(producer, queue, range(instances), steps))
         elapsed = time.perf_counter() - started
-    return {"actions_per_s": instances * steps / elapsed, "seconds": elapsed}
+    # Jobs are queued in one statement: the figure is a backlog's rate either way.
+    rate = instances * steps / elapsed
+    return {"actions_per_s": rate, "backlog_actions_per_s": rate, "seconds": elapsed}
 
 
 async def latency(dsn: str, batch: int, consumers: int, steps: int, fresh: int) -> Figures:

@@ -31,7 +31,14 @@ from benchmarks._sleepers import (
 )
 from benchmarks._stats import children, gaps, percentile, rss_mb
 from benchmarks._tasks import bounded
-from benchmarks.workloads.rappelx_flows import Chain, Fanout, First, Sleeper, Stamps
+from benchmarks.workloads.rappelx_flows import (
+    Chain,
+    Fanout,
+    First,
+    Sleeper,
+    StampedChain,
+    Stamps,
+)
 
 if TYPE_CHECKING:
     # rappelx exports Client lazily (module __getattr__), which type checkers cannot see.
@@ -128,6 +135,19 @@ async def chain(dsn: str, processes: int, instances: int, steps: int) -> Figures
     async with workers(dsn, processes), Client(dsn) as client:
         await _warm_up(client)
         return await _timed_chain(client, instances, steps)
+
+
+async def chain_backlog(dsn: str, processes: int, instances: int, steps: int) -> Figures:
+    """The chain with every instance queued before the workers start: the dispatcher's
+    own rate, from the first action's start to the last one's (enqueueing excluded)."""
+    async with Client(dsn) as client:
+        handles = await asyncio.gather(
+            *[client.start(StampedChain, steps) for _ in range(instances)]
+        )
+        async with workers(dsn, processes):
+            spans = await asyncio.gather(*[h.result() for h in handles])
+    elapsed = max(last for _, last in spans) - min(first for first, _ in spans)
+    return {"backlog_actions_per_s": instances * steps / elapsed}
 
 
 async def profiled_chain(

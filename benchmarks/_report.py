@@ -51,6 +51,7 @@ class Row:
 ROWS = (
     Row("chain", "actions_per_s", "chain: actions/s", Target(">=", 5000)),
     Row("chain", "actions_per_s", "chain: rappelx vs DBOS", Target(">=", 20, "rappelx/dbos")),
+    Row("chain", "backlog_actions_per_s", "chain: actions/s, queued beforehand"),
     Row("fanout", "seconds", "fanout: 1,000 gathered, s", Target("<=", 0.5)),
     Row("latency", "a2a_p50_ms", "latency: action-to-action p50 ms", Target("<=", 2)),
     Row("latency", "a2a_p99_ms", "latency: action-to-action p99 ms", Target("<=", 10)),

@@ -18,7 +18,7 @@ from benchmarks._stats import percentile
 #: Instances timed to estimate the enqueue rate before the sleepers are queued.
 PROBE = 200
 #: Enqueueing is assumed to take this many times the probe's estimate.
-MARGIN = 1.5
+MARGIN = 1.25
 #: Starts in flight at once while enqueueing.
 ENQUEUE_CONCURRENCY = 16
 #: Results fetched at once at the end.

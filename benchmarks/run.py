@@ -82,6 +82,7 @@ def plan(workload: str, sizes: Sizes, processes: int, dbos: bool) -> list[tuple[
     table: dict[str, list[tuple[str, Measure]]] = {
         "chain": [
             ("rappelx", lambda d: rx.chain(d, p, s.chain_instances, s.chain_steps)),
+            ("rappelx", lambda d: rx.chain_backlog(d, p, s.chain_instances, s.chain_steps)),
             ("dbos", lambda d: _dbos_side.run("chain", d, instances=s.chain_instances,
                                               steps=s.chain_steps)),
             *[(f"ceil{b}", _ceiling_chain(b, s)) for b in (1, 50)],
@@ -126,7 +127,7 @@ async def run_workload(
             measured = {}
             for system, measure in plan(workload, args.sizes, args.processes, args.dbos):
                 dsn = await _pg.fresh_database(server, system)
-                measured[system] = await measure(dsn)
+                measured.setdefault(system, {}).update(await measure(dsn))
                 await _pg.drop_database(server, system)
         for system, figures in measured.items():
             out.setdefault(system, []).append(figures)

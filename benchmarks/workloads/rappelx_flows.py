@@ -34,6 +34,18 @@ class Chain(Workflow):
         return steps
 
 
+@workflow(name="bench.StampedChain")
+class StampedChain(Workflow):
+    """``steps`` sequential actions (at least 2); the start times of the first and last."""
+
+    async def run(self, steps: int) -> tuple[float, float]:
+        first = await stamp()
+        for _ in range(steps - 2):
+            await noop()
+        last = await stamp()
+        return first, last
+
+
 @workflow(name="bench.Fanout")
 class Fanout(Workflow):
     """One gather of ``width`` no-op actions."""
