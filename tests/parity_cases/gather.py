@@ -190,7 +190,7 @@ class GatherEmptyAndGuardedHelpers(Workflow):
         return str(value)
 
     async def run(self, failing: list[int]) -> tuple[list[object], list[object]]:
-        nothing = await asyncio.gather()
+        nothing: list[object] = await asyncio.gather()
         guarded = await asyncio.gather(*[self.guarded(i, failing) for i in range(4)])
         return list(nothing), list(guarded)
 
