@@ -18,7 +18,7 @@ from benchmarks._stats import percentile
 #: Instances timed to estimate the enqueue rate before the sleepers are queued.
 PROBE = 200
 #: Enqueueing is assumed to take this many times the probe's estimate.
-MARGIN = 1.25
+MARGIN = 1.1
 #: Starts in flight at once while enqueueing.
 ENQUEUE_CONCURRENCY = 16
 #: Results fetched at once at the end.
@@ -29,7 +29,7 @@ Figures = dict[str, float]
 
 def wake_times(count: int, low: float, high: float, rate: float, seed: int = 4) -> list[float]:
     """Absolute wake times (epoch seconds) for ``count`` instances enqueued at ``rate``/s."""
-    release = time.time() + MARGIN * count / rate + 1.0
+    release = time.time() + MARGIN * count / rate + 3.0
     rng = random.Random(seed)
     return [release + rng.uniform(low, high) for _ in range(count)]
 
