@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rappelx.exceptions import RappelxError
+
 #: Samples per second; py-spy's default is 100.
 RATE = 250
 _PROCESS = re.compile(r"^process (\d+)")
@@ -27,7 +29,7 @@ _LINE = re.compile(r":\d+\)$")
 _ENGINE = re.compile(r"^[^<].*\((rappelx/(runtime/|compiler/|_[a-z])|asyncpg/|msgpack/)")
 
 
-class ProfilerMissing(RuntimeError):
+class ProfilerMissing(RappelxError):
     """py-spy is not installed in this environment."""
 
 
@@ -64,7 +66,11 @@ async def sampling(pids: list[int], output: Path) -> AsyncIterator[None]:
         with output.open("w") as combined:
             for pid, part, error in zip(pids, parts, errors, strict=True):
                 if not part.exists():
-                    raise RuntimeError(f"py-spy wrote no profile: {error.decode(errors='replace')}")
+                    raise ProfilerMissing(
+                        f"py-spy wrote no profile of process {pid} "
+                        f"({error.decode(errors='replace').strip()}); it needs ptrace "
+                        "rights: run as root or allow it in /proc/sys/kernel/yama/ptrace_scope"
+                    )
                 # Attached to one process, py-spy does not name it: say which it was.
                 combined.writelines(f"process {pid};{line}" for line in part.open())
                 part.unlink()

@@ -39,6 +39,7 @@ from benchmarks.workloads.rappelx_flows import (
     StampedChain,
     Stamps,
 )
+from rappelx.exceptions import RappelxError
 
 if TYPE_CHECKING:
     # rappelx exports Client lazily (module __getattr__), which type checkers cannot see.
@@ -55,7 +56,7 @@ _STOP_TIMEOUT = 60.0
 Figures = dict[str, float]
 
 
-class WorkersFailed(RuntimeError):
+class WorkersFailed(RappelxError):
     """The ``rappelx workers`` subprocess died or never became ready."""
 
 
@@ -108,9 +109,16 @@ async def _until_ready(running: Workers) -> None:
     deadline = time.monotonic() + _START_TIMEOUT
     while _READY_LINE not in running.log.read_text(errors="replace"):
         if running.process.poll() is not None:
-            raise WorkersFailed(f"rappelx workers exited at start:\n{running.log_tail()}")
+            raise WorkersFailed(
+                f"rappelx workers exited at start (its log ends below); check that "
+                f"'python -m rappelx workers --module {MODULE}' runs from {ROOT}:\n"
+                f"{running.log_tail()}"
+            )
         if time.monotonic() > deadline:
-            raise WorkersFailed(f"rappelx workers not ready in {_START_TIMEOUT}s")
+            raise WorkersFailed(
+                f"rappelx workers did not log {_READY_LINE!r} within {_START_TIMEOUT}s; "
+                f"is the database reachable? Its log ends:\n{running.log_tail()}"
+            )
         await asyncio.sleep(0.05)
 
 

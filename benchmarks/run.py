@@ -29,6 +29,7 @@ import asyncio
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 import platform
 import sys
@@ -194,8 +195,19 @@ def write_json(
         "medians": _report.medians(results),
         "rows": [dataclasses.asdict(row) for row in _report.evaluate(results)],
     }  # fmt: skip
-    Path(args.json).write_text(json.dumps(document, indent=2, allow_nan=True) + "\n")
+    Path(args.json).write_text(json.dumps(_nulls(document), indent=2, allow_nan=False) + "\n")
     print(f"wrote {args.json}")
+
+
+def _nulls(value: object) -> object:
+    """``value`` with NaN (a figure not measured) as ``None``, so the JSON is standard."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nulls(v) for v in value]
+    return value
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
