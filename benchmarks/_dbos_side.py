@@ -22,6 +22,7 @@ from typing import Any
 from benchmarks._sleepers import ENQUEUE_CONCURRENCY, PROBE, lag_figures, wake_times
 from benchmarks._stats import gaps, percentile, rss_mb
 from benchmarks._tasks import bounded
+from rappelx.exceptions import RappelxError
 
 ROOT = Path(__file__).resolve().parents[1]
 _MARK = "DBOS-FIGURES "
@@ -29,7 +30,7 @@ _MARK = "DBOS-FIGURES "
 Figures = dict[str, float]
 
 
-class DbosFailed(RuntimeError):
+class DbosFailed(RappelxError):
     """The DBOS subprocess failed; the message carries the end of its output."""
 
 
@@ -47,7 +48,11 @@ async def run(workload: str, dsn: str, **params: Any) -> Figures:
             figures: Figures = json.loads(line.removeprefix(_MARK))
             return figures
     tail = "\n".join(text.splitlines()[-30:])
-    raise DbosFailed(f"DBOS {workload} failed (exit {process.returncode}):\n{tail}")
+    raise DbosFailed(
+        f"the DBOS side of {workload} failed (exit {process.returncode}); is the bench "
+        f"extra installed (pip install -e .[bench])? Run with --no-dbos to skip it. Its "
+        f"output ends:\n{tail}"
+    )
 
 
 # ----------------------------------------------------------- inside the subprocess
