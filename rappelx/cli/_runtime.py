@@ -39,7 +39,7 @@ def serve_workers(
         raise CliError("name the modules that define your workflows and actions: --module M")
     # Fail here, with the import error, rather than in every worker subprocess.
     names = [import_module(name).__name__ for name in modules]
-    from rappelx.runtime._dispatcher import serve
+    from rappelx.runtime._serve import serve
 
     resolved = resolve_dsn(dsn)
     with database_errors():

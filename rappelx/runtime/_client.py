@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import os
 import uuid
@@ -17,15 +18,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rappelx.exceptions import CodecError, RappelxError, WorkflowFailed
+from rappelx.runtime._coalesce import Coalescer
 from rappelx.runtime._codec import dumps, loads
 from rappelx.runtime._embedded import ensure_embedded
 from rappelx.runtime._listen import Listener
-from rappelx.runtime._pgstore import TRANSIENT_ERRORS, Outcome, PgStore
+from rappelx.runtime._pgstore import TRANSIENT_ERRORS, NewInstance, Outcome, PgStore
 
 _log = logging.getLogger("rappelx.client")
 
 #: Seconds between re-checks of awaited instances, in case a notification was missed.
 RECHECK_INTERVAL = 10.0
+#: Most starts written, or outcomes looked up, in one statement.
+_MAX_BATCH = 1000
 
 
 class WorkflowStatus(enum.StrEnum):
@@ -98,12 +102,12 @@ class Client:
                 "pass values the rappelx codec supports (see DESIGN.md section 4)",
                 path=exc.path,
             ) from exc
-        instance_id = uuid.uuid4()
-        resources = await self._resources()
-        await resources.store.insert_instance(
-            instance_id, definition.name, definition.version, definition.ir_json, data
+        instance = NewInstance(
+            uuid.uuid4(), definition.name, definition.version, definition.ir_json, data
         )
-        return WorkflowHandle(self, instance_id, definition.name)
+        resources = await self._resources()
+        await resources.inserts.submit(instance)
+        return WorkflowHandle(self, instance.id, definition.name)
 
     async def run(self, workflow: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Start an instance and wait for its result (or raise its exception)."""
@@ -227,19 +231,37 @@ def _unpack(outcome: Outcome, instance_id: str) -> Any:
 
 @dataclass(slots=True)
 class _Resources:
-    """What all clients of one database share within one event loop."""
+    """What all clients of one database share within one event loop.
+
+    Starts that arrive while another is being written are queued together in one
+    statement, so a burst of ``start()`` calls costs a few commits, not one each.
+    """
 
     store: PgStore
     waiter: _ResultWaiter
+    inserts: Coalescer[NewInstance, None]
 
     @classmethod
     async def open(cls, dsn: str) -> _Resources:
         store = await PgStore.connect(dsn, application_name="rappelx-client")
-        return cls(store, _ResultWaiter(dsn, store))
+        inserts = Coalescer(
+            functools.partial(_insert, store), max_batch=_MAX_BATCH, max_in_flight=2
+        )
+        return cls(store, _ResultWaiter(dsn, store), inserts)
 
     async def close(self) -> None:
         await self.waiter.close()
         await self.store.close()
+
+
+async def _insert(store: PgStore, instances: list[NewInstance]) -> list[None]:
+    await store.insert_instances(instances)
+    return [None] * len(instances)
+
+
+async def _lookup(store: PgStore, ids: list[uuid.UUID]) -> list[Outcome | None]:
+    found = await store.outcomes(ids)
+    return [found.get(i) for i in ids]
 
 
 _RESOURCES: dict[asyncio.AbstractEventLoop, dict[str, asyncio.Future[_Resources]]] = {}
@@ -257,6 +279,9 @@ class _ResultWaiter:
 
     def __init__(self, dsn: str, store: PgStore) -> None:
         self._store = store
+        self._lookups = Coalescer(
+            functools.partial(_lookup, store), max_batch=_MAX_BATCH, max_in_flight=2
+        )
         self._waiting: dict[uuid.UUID, set[asyncio.Future[Outcome]]] = {}
         self._to_fetch: set[uuid.UUID] = set()
         self._fetcher: asyncio.Task[None] | None = None
@@ -283,7 +308,7 @@ class _ResultWaiter:
             # Listen first, then look: a finish in between is caught by one or the other.
             await self._listener.start()
             self._ensure_rechecker()
-            outcome = await self._store.outcome(instance_id)
+            outcome = await self._lookups.submit(instance_id)
             if outcome is None:
                 raise InstanceNotFound(f"no workflow instance {instance_id} in the database")
             if outcome.status in _FINISHED:

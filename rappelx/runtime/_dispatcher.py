@@ -22,10 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib
 import logging
 import os
-import signal
 import socket
 import time
 import uuid
@@ -34,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 from rappelx.exceptions import RappelxError
+from rappelx.runtime._applier import Applier
 from rappelx.runtime._listen import Listener
 from rappelx.runtime._pgsteps import StateCache, WorkflowLike
 from rappelx.runtime._pgstore import (
@@ -41,6 +40,7 @@ from rappelx.runtime._pgstore import (
     Applied,
     Claimed,
     Completion,
+    LeaseGrant,
     PgStore,
     StepContext,
 )
@@ -86,6 +86,8 @@ class DispatcherConfig:
     Attributes:
         queues: Queues whose actions this dispatcher runs.
         batch_size: Most actions claimed, or results applied, per transaction.
+        apply_concurrency: Most transactions applying results at once (on disjoint
+            instances); concurrent commits share the log flushes.
         lease: Seconds a dispatcher stays alive without a heartbeat; after that its
             running actions are reclaimed by others.
         grace: Seconds past an action's timeout before its lease is presumed lost.
@@ -97,6 +99,7 @@ class DispatcherConfig:
 
     queues: tuple[str, ...] = ("default",)
     batch_size: int = 512
+    apply_concurrency: int = 3
     lease: float = 15.0
     grace: float = 10.0
     poll_interval: float = 1.0
@@ -136,13 +139,16 @@ class Dispatcher:
             states=StateCache(),
         )
         self._inflight: dict[int, Claimed] = {}
-        self._results: list[TaskResult] = []
-        self._results_ready = asyncio.Event()
+        self._applier = Applier(
+            self._apply_batch,
+            self._instance_of,
+            batch_size=self._config.batch_size,
+            concurrency=self._config.apply_concurrency,
+        )
         self._claim_wake = asyncio.Event()
         self._tick_wake = asyncio.Event()
         self._reserved = 0
         self._draining = False  # stopping: lease nothing new, let running actions finish
-        self._closing = False  # stopped: the applier exits once the results are written
         self._store: PgStore | None = None
         self._executor: Executor | None = None
         self.ready = asyncio.Event()
@@ -150,8 +156,10 @@ class Dispatcher:
     # ------------------------------------------------------------------- lifecycle
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set, then drain, release leases and return."""
+        # A connection per concurrent apply, plus the claim, tick and upkeep loops.
+        size = self._config.apply_concurrency + 3
         self._store = await self._retrying(
-            lambda: PgStore.connect(self._dsn, max_size=4, application_name="rappelx-dispatcher")
+            lambda: PgStore.connect(self._dsn, max_size=size, application_name="rappelx-dispatcher")
         )
         try:
             self._executor = self._factory(self._on_results)
@@ -174,7 +182,7 @@ class Dispatcher:
         await listener.start(wait=False)
         loops = [self._claim_loop(), self._tick_loop(), self._upkeep_loop()]
         feeders = [asyncio.create_task(c) for c in loops]
-        applier = asyncio.create_task(self._apply_loop())
+        applier = asyncio.create_task(self._applier.run())
         self.ready.set()
         _log.info("dispatcher %s serving queues %s", self.id, ",".join(self._config.queues))
         try:
@@ -196,8 +204,7 @@ class Dispatcher:
             _log.warning(
                 "%d actions still running at shutdown; handing them back", executor.in_flight
             )
-        self._closing = True
-        self._results_ready.set()
+        self._applier.close()
         with contextlib.suppress(Exception):
             await applier
         await executor.close()
@@ -227,18 +234,10 @@ class Dispatcher:
             await _wait(self._claim_wake, self._config.poll_interval)
             while self._free() > 0:
                 limit = min(self._free(), self._config.batch_size)
-                claimed = await self._leasing(lambda budget: store.claim(self._ctx, budget), limit)
+                claimed = await self._leasing(functools.partial(self._claim, store, limit))
                 self._submit(claimed)
                 if len(claimed) < limit:
                     break
-
-    async def _apply_loop(self) -> None:
-        while True:
-            await self._results_ready.wait()
-            self._results_ready.clear()
-            await self._flush_results()
-            if self._closing:
-                return
 
     async def _tick_loop(self) -> None:
         store = self._require_store()
@@ -247,8 +246,8 @@ class Dispatcher:
             more = True
             while more:
                 applied = await self._leasing(
-                    lambda budget: store.advance_due(
-                        replace(self._ctx, lease_budget=budget), self._config.batch_size
+                    lambda grant: store.advance_due(
+                        replace(self._ctx, grant=grant), self._config.batch_size
                     )
                 )
                 self._after(applied)
@@ -273,42 +272,49 @@ class Dispatcher:
                 await self._report_foreign(store)
 
     # ----------------------------------------------------------------- bookkeeping
-    async def _flush_results(self, deadline: float | None = None) -> None:
+    async def _flush_results(self, deadline: float) -> None:
+        """Apply what the stopped applier left, one batch after another."""
+        while taken := self._applier.take_batch():
+            await self._apply_batch(taken, deadline)
+
+    async def _apply_batch(self, taken: list[TaskResult], deadline: float | None = None) -> None:
         store = self._require_store()
-        while self._results:
-            taken = self._results[: self._config.batch_size]
-            applied = await self._leasing(
-                functools.partial(self._apply, store, self._completions(taken)),
-                deadline=deadline,
-            )
-            del self._results[: len(taken)]
-            for result in taken:
-                self._inflight.pop(result.token, None)
-            self._after(applied)
+        applied = await self._leasing(
+            functools.partial(self._apply, store, self._completions(taken)), deadline=deadline
+        )
+        for result in taken:
+            self._inflight.pop(result.token, None)
+        self._after(applied)
 
     async def _leasing(
         self,
-        operation: Callable[[int], Awaitable[T]],
-        limit: int | None = None,
+        operation: Callable[[LeaseGrant], Awaitable[T]],
         *,
         deadline: float | None = None,
     ) -> T:
-        """Run ``operation(budget)`` with ``budget`` free slots set aside while it runs.
+        """Run ``operation(grant)``; the slots it takes from ``grant`` stay held meanwhile.
 
         The caller submits what it leased before the next ``await``, so a concurrent
         loop never counts the same slots.
         """
-        budget = self._free() if limit is None else min(limit, self._free())
-        self._reserved += budget
+        grant = LeaseGrant(self._free, self._hold)
+
+        def attempt() -> Awaitable[T]:
+            grant.release()  # what a failed attempt took was never leased
+            return operation(grant)
+
         try:
-            return await self._retrying(lambda: operation(budget), deadline)
+            return await self._retrying(attempt, deadline)
         finally:
-            self._reserved -= budget
+            grant.release()
+
+    def _claim(self, store: PgStore, limit: int, grant: LeaseGrant) -> Awaitable[list[Claimed]]:
+        return store.claim(self._ctx, grant.take(limit))
 
     def _apply(
-        self, store: PgStore, completions: list[Completion], budget: int
+        self, store: PgStore, completions: list[Completion], grant: LeaseGrant
     ) -> Awaitable[Applied]:
-        return store.apply_results(completions, replace(self._ctx, lease_budget=budget))
+        return store.apply_results(completions, replace(self._ctx, grant=grant))
 
     def _completions(self, results: list[TaskResult]) -> list[Completion]:
         completions = []
@@ -347,9 +353,15 @@ class Dispatcher:
             return 0
         return max(0, self._executor.capacity - self._reserved)
 
+    def _hold(self, slots: int) -> None:
+        self._reserved += slots
+
     def _on_results(self, results: list[TaskResult]) -> None:
-        self._results.extend(results)
-        self._results_ready.set()
+        self._applier.add(results)
+
+    def _instance_of(self, token: int) -> uuid.UUID | None:
+        claimed = self._inflight.get(token)
+        return claimed.instance_id if claimed is not None else None
 
     def _on_ready_queue(self, queue: str) -> None:
         if queue in self._ctx.queues:
@@ -423,77 +435,3 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
         # A loop that failed has already raised through _until_stopped.
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-
-
-async def serve(
-    modules: Sequence[str],
-    *,
-    processes: int | None = None,
-    concurrency: int = 256,
-    queues: Sequence[str] = ("default",),
-    dsn: str | None = None,
-    stop: asyncio.Event | None = None,
-    config: DispatcherConfig | None = None,
-) -> None:
-    """Run a dispatcher and a worker pool until SIGTERM or SIGINT (or ``stop``).
-
-    The entrypoint of ``rappelx workers``: imports ``modules`` (registering their
-    workflows and actions), starts ``processes`` worker subprocesses, dispatches, and on a
-    signal drains in-flight actions, releases leases and returns normally.
-
-    Args:
-        modules: User modules to import, here and in every worker.
-        processes: Worker subprocesses; ``None`` means one per core.
-        concurrency: Actions each worker runs at once.
-        queues: Queues to serve.
-        dsn: The database; ``None`` reads ``RAPPELX_DATABASE_URL`` or uses the embedded
-            Postgres.
-        stop: Set it to stop (in addition to the signals).
-        config: Tuning; its ``queues`` are replaced by ``queues``.
-    """
-    from rappelx.runtime._client import database_url
-    from rappelx.runtime._pool import WorkerPool
-
-    workflows = load_workflows(modules)
-    url: str = dsn if dsn is not None else await asyncio.to_thread(database_url)
-    settings = replace(config or DispatcherConfig(), queues=tuple(queues))
-
-    def make_pool(on_results: ResultCallback) -> Executor:
-        return WorkerPool(
-            modules, processes=processes, concurrency=concurrency, on_results=on_results
-        )
-
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    handled = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            handled.append(sig)
-    try:
-        await Dispatcher(url, make_pool, workflows, settings).run(stop)
-    finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
-
-
-def load_workflows(modules: Sequence[str]) -> dict[str, WorkflowLike]:
-    """Import ``modules`` and return every compiled workflow by version.
-
-    Raises:
-        DispatcherError: A module cannot be imported (the cause says why).
-    """
-    from rappelx._workflow import registered_workflows
-
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:
-            raise DispatcherError(
-                f"cannot import module {name!r}: {type(exc).__name__}: {exc}; check the "
-                "--module name and that it imports from the current directory"
-            ) from exc
-    found = registered_workflows().values()
-    if not found:
-        _log.warning("modules %s define no @workflow; only actions will run", list(modules))
-    return {w.version: w for w in found}

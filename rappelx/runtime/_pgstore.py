@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,9 @@ from rappelx.runtime._pgsteps import (
 )
 from rappelx.runtime._sql import migrate, query
 
+#: Most new actions one batch leases to its own dispatcher (more go through the queue).
+_MAX_DIRECT_LEASES = 4096
+
 #: Errors after which an operation is worth retrying on a fresh connection.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -48,6 +51,17 @@ class Outcome:
     status: str
     result: bytes | None
     error: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewInstance:
+    """An instance to queue: its workflow version (with the IR) and encoded input."""
+
+    id: uuid.UUID
+    workflow: str
+    version: str
+    ir_json: str
+    input: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +89,44 @@ class Completion:
     infra: bool
 
 
+class LeaseGrant:
+    """Free worker slots that one batch may lease to its dispatcher.
+
+    A batch takes slots only once it knows how many it can use (after its instances are
+    stepped), so concurrent batches of one dispatcher do not starve each other by
+    setting aside slots they never fill. Slots taken stay held until the dispatcher has
+    submitted what the batch leased, then :meth:`release` frees them.
+
+    Args:
+        free: How many slots are free right now, net of those held by every grant.
+        hold: Adds its argument (negative to free) to the slots held by every grant.
+    """
+
+    __slots__ = ("_free", "_hold", "taken")
+
+    def __init__(self, free: Callable[[], int], hold: Callable[[int], None]) -> None:
+        self._free = free
+        self._hold = hold
+        self.taken = 0
+
+    def take(self, wanted: int) -> int:
+        """Hold up to ``wanted`` free slots; return how many were granted."""
+        granted = max(0, min(wanted, self._free()))
+        self._hold(granted)
+        self.taken += granted
+        return granted
+
+    def give_back(self, unused: int) -> None:
+        """Free ``unused`` of the slots this grant took."""
+        unused = min(unused, self.taken)
+        self._hold(-unused)
+        self.taken -= unused
+
+    def release(self) -> None:
+        """Free every slot this grant still holds."""
+        self.give_back(self.taken)
+
+
 @dataclass(frozen=True, slots=True)
 class StepContext:
     """What a dispatcher brings to a batch.
@@ -85,7 +137,8 @@ class StepContext:
         queues: Queues it serves.
         grace: Seconds past an action's timeout before its lease counts as lost.
         infra_cap: Losses of one attempt before it fails with :class:`ActionLost`.
-        lease_budget: New runnable actions it may lease to itself in this batch.
+        grant: Where the batch takes worker slots for the new runnable actions it
+            leases to its dispatcher at once; ``None`` leases nothing.
         states: Its cache of engine states, if it keeps one.
     """
 
@@ -94,7 +147,7 @@ class StepContext:
     queues: frozenset[str]
     grace: float
     infra_cap: int
-    lease_budget: int = 0
+    grant: LeaseGrant | None = None
     states: StateCache | None = None
 
     @property
@@ -166,13 +219,21 @@ class PgStore:
         await self._pool.close()
 
     # ------------------------------------------------------------------ client side
-    async def insert_instance(
-        self, instance_id: uuid.UUID, workflow: str, version: str, ir_json: str, data: bytes
-    ) -> None:
-        """Queue a new instance with its encoded ``(args, kwargs)``."""
+    async def insert_instances(self, instances: Sequence[NewInstance]) -> None:
+        """Queue new instances, in one statement (and one commit)."""
+        versions = {(i.workflow, i.version): i.ir_json for i in instances}
         await self._pool.execute(
-            query("insert_instance"), instance_id, workflow, version, ir_json, data
-        )
+            query("insert_instances"),
+            [i.id for i in instances], [i.workflow for i in instances],
+            [i.version for i in instances], [i.input for i in instances],
+            [name for name, _ in versions], [version for _, version in versions],
+            list(versions.values()),
+        )  # fmt: skip
+
+    async def outcomes(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Outcome]:
+        """The status, and result or error, of those of ``ids`` that exist."""
+        rows = await self._pool.fetch(query("instance_outcomes"), list(ids))
+        return {r["id"]: Outcome(r["status"], r["result"], r["error"]) for r in rows}
 
     async def outcome(self, instance_id: uuid.UUID) -> Outcome | None:
         """The instance's status and result or error; ``None`` if there is no such one."""
@@ -215,7 +276,10 @@ class PgStore:
 
     # ------------------------------------------------------------------- leases
     async def claim(self, ctx: StepContext, limit: int) -> list[Claimed]:
-        """Lease up to ``limit`` ready actions of the context's queues and versions."""
+        """Lease up to ``limit`` ready actions of the context's queues and versions.
+
+        The caller has set aside ``limit`` worker slots for them.
+        """
         rows = await self._pool.fetch(
             query("claim_actions"), list(ctx.queues), ctx.versions, limit, ctx.owner, ctx.grace
         )
@@ -378,7 +442,10 @@ async def _step_and_write(
     wake: set[str] | frozenset[str] = frozenset(),
 ) -> Applied:
     """Step every instance with events and write the batch; also wake ``wake`` queues."""
-    batch = StepBatch(queues=ctx.queues, lease_budget=ctx.lease_budget)
+    # Slots are taken now and the unused ones handed back before the next await, so
+    # concurrent batches only ever hold what they lease.
+    budget = ctx.grant.take(_MAX_DIRECT_LEASES) if ctx.grant is not None else 0
+    batch = StepBatch(queues=ctx.queues, lease_budget=budget)
     batch.wake_queues |= wake
     for instance_id, instance_events in events.items():
         instance = locked[instance_id]
@@ -388,6 +455,8 @@ async def _step_and_write(
             # gets here; leave such an instance to a process that has it.
             continue
         advance(instance, instance_events, workflow, batch, ctx.states)
+    if ctx.grant is not None:
+        ctx.grant.give_back(batch.lease_budget)
     applied = Applied(advanced=len(batch.ids), next_due=batch.next_due, cached=batch.cached)
     applied.wake_queues = set(batch.wake_queues)
     if not batch:

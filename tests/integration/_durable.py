@@ -7,8 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from rappelx.runtime._dispatcher import Dispatcher, DispatcherConfig, load_workflows
+from rappelx.runtime._dispatcher import Dispatcher, DispatcherConfig
 from rappelx.runtime._pool import WorkerPool
+from rappelx.runtime._serve import load_workflows
 
 TEST_CONFIG = DispatcherConfig(
     poll_interval=0.2, lease=3.0, grace=2.0, drain_timeout=5.0, report_interval=1.0

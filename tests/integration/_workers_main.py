@@ -10,7 +10,8 @@ import sys
 
 import uvloop
 
-from rappelx.runtime._dispatcher import DispatcherConfig, serve
+from rappelx.runtime._dispatcher import DispatcherConfig
+from rappelx.runtime._serve import serve
 
 CONFIG = DispatcherConfig(poll_interval=0.2, lease=2.0, grace=2.0, drain_timeout=5.0)
 

@@ -28,24 +28,32 @@ SELECT id FROM rappelx_migrations;
 -- $1: id, $2: name
 INSERT INTO rappelx_migrations (id, name) VALUES ($1, $2);
 
--- name: insert_instance
--- Queue a new instance (status 'pending') and record its workflow version; wakes the
--- dispatchers that know the version.
--- $1: id uuid, $2: workflow name, $3: version, $4: IR as JSON text, $5: encoded input
-WITH version AS (
+-- name: insert_instances
+-- Queue new instances (status 'pending') and record their workflow versions; wakes the
+-- dispatchers that know those versions.
+-- $1: ids uuid[], $2: workflow names text[], $3: versions text[], $4: encoded inputs
+-- bytea[], $5: the distinct versions' workflow names text[], $6: those versions text[],
+-- $7: their IR as JSON text[]
+WITH versions AS (
     INSERT INTO rappelx_workflow_versions (name, version, ir)
-    VALUES ($2, $3, $4::jsonb)
+    SELECT v.name, v.version, v.ir::jsonb
+    FROM unnest($5::text[], $6::text[], $7::text[]) AS v(name, version, ir)
     ON CONFLICT DO NOTHING
-), instance AS (
+), instances AS (
     INSERT INTO rappelx_instances (id, workflow, version, input)
-    VALUES ($1, $2, $3, $5)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])
 )
-SELECT pg_notify('rappelx_instances', $3);
+SELECT count(pg_notify('rappelx_instances', v)) FROM unnest($6::text[]) AS v;
 
 -- name: instance_outcome
 -- Status and, once finished, the encoded result or error of one instance.
 -- $1: id uuid
 SELECT status, result, error FROM rappelx_instances WHERE id = $1;
+
+-- name: instance_outcomes
+-- Status and, once finished, the encoded result or error of the given instances.
+-- $1: ids uuid[]
+SELECT id, status, result, error FROM rappelx_instances WHERE id = ANY($1::uuid[]);
 
 -- name: finished_outcomes
 -- The finished instances among the given ones, with their encoded result or error.
