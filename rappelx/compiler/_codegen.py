@@ -29,7 +29,7 @@ from typing import Any
 from rappelx.compiler._symbols import bound_names
 
 SCOPE = "_rx_s"
-RUNTIME_HELPERS = ("_rx_act", "_rx_with", "_rx_helper", "_rx_seq", "_rx_sleep")
+RUNTIME_HELPERS = ("_rx_act", "_rx_with", "_rx_helper", "_rx_seq", "_rx_sleep", "_rx_reraise")
 
 
 @dataclass(frozen=True, slots=True)

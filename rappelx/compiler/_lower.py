@@ -49,6 +49,14 @@ class Ctx:
     finally_stack: FinallyStack = ()
     loop: Loop | None = None
     exc_var: str | None = None  # the exception a bare `raise` re-raises
+    fin_var: str | None = None  # in a finally body: its pending completion (see _reraise)
+
+    def reraise(self) -> ast.expr | None:
+        """What a bare ``raise`` here re-raises, or None to leave it as written."""
+        if self.fin_var is not None:
+            outer = name(self.exc_var) if self.exc_var else ast.Constant(None)
+            return ast.Call(func=name("_rx_reraise"), args=[name(self.fin_var), outer], keywords=[])
+        return name(self.exc_var) if self.exc_var else None
 
 
 # Statements _checks.py reports; lowering skips them rather than report them twice.
@@ -185,9 +193,9 @@ class FunctionLowerer:
         return not _escaping_jump(stmt)
 
     def inline(self, stmts: list[ast.stmt], next_id: int, ctx: Ctx) -> int:
-        if ctx.exc_var:
+        if ctx.reraise() is not None:
             for stmt in stmts:
-                _rewrite_bare_raise(stmt, ctx.exc_var)
+                _rewrite_bare_raise(stmt, ctx)
         for stmt in stmts:
             self.check_inline(stmt)
         fn = self.blocks.statements(stmts, stmts[0], self.locals_)
@@ -381,7 +389,7 @@ def _escaping_jump(stmt: ast.stmt) -> bool:
     return visit(stmt, False)
 
 
-def _rewrite_bare_raise(stmt: ast.stmt, exc_var: str) -> None:
+def _rewrite_bare_raise(stmt: ast.stmt, ctx: Ctx) -> None:
     """``raise`` inside a lowered handler re-raises the handled exception by name."""
 
     def visit(node: ast.AST) -> None:
@@ -390,7 +398,9 @@ def _rewrite_bare_raise(stmt: ast.stmt, exc_var: str) -> None:
         ):
             return
         if isinstance(node, ast.Raise) and node.exc is None:
-            node.exc = ast.copy_location(name(exc_var), node)
+            replacement = ctx.reraise()
+            assert replacement is not None
+            node.exc = ast.copy_location(replacement, node)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
@@ -422,8 +432,8 @@ def lower_simple(lw: FunctionLowerer, stmt: ast.stmt, next_id: int, ctx: Ctx) ->
     direct = _direct_await(stmt)
     if direct is not None:
         return lw.awaiting(direct[0], direct[1], next_id, ctx, stmt)
-    if ctx.exc_var and isinstance(stmt, ast.Raise):
-        _rewrite_bare_raise(stmt, ctx.exc_var)
+    if isinstance(stmt, ast.Raise) and ctx.reraise() is not None:
+        _rewrite_bare_raise(stmt, ctx)
     stmts = normalize(lw, stmt)
     if len(stmts) == 1 and stmts[0] is stmt:
         lw.report(stmt, diag.UNSUPPORTED, what="this use of await", hint="")
@@ -708,7 +718,7 @@ def lower_try(lw: FunctionLowerer, stmt: ast.Try, next_id: int, ctx: Ctx) -> int
         # Inside the finally body, the pending completion supplies __context__ when the
         # body was entered by an exception.
         outer_context, lw.context = lw.context, pending
-        entry = lw.block(stmt.finalbody, exit_id, ctx)
+        entry = lw.block(stmt.finalbody, exit_id, replace(ctx, fin_var=pending))
         lw.context = outer_context
         cont = lw.code(f"{pending} = None", anchor, entry, ctx)
         land = lw.code(f"{pending} = ('x', {caught})", anchor, entry, ctx)
@@ -737,7 +747,7 @@ def _lower_handlers(lw: FunctionLowerer, stmt: ast.Try, cont: int, inner: Ctx) -
         cleanup = f"{handler.name} = None\ndel {handler.name}\n" if handler.name else ""
         end = lw.code(f"{cleanup}{caught} = None", handler, cont, inner)
         outer_context, lw.context = lw.context, caught
-        entry = lw.block(handler.body, end, replace(inner, exc_var=caught))
+        entry = lw.block(handler.body, end, replace(inner, exc_var=caught, fin_var=None))
         lw.context = outer_context
         if handler.name:
             entry = lw.code(f"{handler.name} = {caught}", handler, entry, inner)

@@ -109,9 +109,24 @@ def sleep_spec(delay: Any, result: Any = None) -> tuple[Any, Any]:
     return delay, result
 
 
+def reraise(pending: Any, handled: BaseException | None) -> BaseException:
+    """``_rx_reraise``: what a bare ``raise`` in a finally body re-raises.
+
+    The exception that entered the finally block if one did, else the exception an
+    enclosing ``except`` is handling; with neither, Python's own RuntimeError.
+    """
+    if type(pending) is tuple and pending[0] == "x":
+        error: BaseException = pending[1]
+        return error
+    if handled is not None:
+        return handled
+    raise RuntimeError("No active exception to reraise")
+
+
 RUNTIME = {
     "_rx_act": make_action_call,
     "_rx_with": with_policies,
     "_rx_seq": loop_sequence,
     "_rx_sleep": sleep_spec,
+    "_rx_reraise": reraise,
 }
