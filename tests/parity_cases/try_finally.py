@@ -279,6 +279,40 @@ class FinallyReturnValueEvaluatedFirst(Workflow):
             count = 1000
 
 
+@workflow
+class FinallyBareRaise(Workflow):
+    """A bare ``raise`` in a finally body re-raises what entered it, else what an enclosing
+    ``except`` handles, else RuntimeError."""
+
+    async def run(self, fail: bool) -> list[str]:
+        out: list[str] = []
+        try:
+            try:
+                await value(1)
+                if fail:
+                    raise KeyError("k")
+            finally:
+                try:
+                    raise
+                except KeyError:
+                    out.append("entered by KeyError")
+                except RuntimeError:
+                    out.append("nothing to re-raise")
+        except KeyError:
+            out.append("KeyError still propagates")
+        try:
+            await boom("outer")
+        except ValueError:
+            try:
+                await value(2)
+            finally:
+                try:
+                    raise
+                except ValueError as e:
+                    out.append(f"outer handler's {e}")
+        return out
+
+
 CASES = [
     Case("normal", FinallyNormal),
     Case("on_exception", FinallyOnException),
@@ -298,4 +332,6 @@ CASES = [
     Case("exception_in_handler", FinallyExceptionInHandler),
     Case("nested_order", FinallyNestedOrder),
     Case("return_value_evaluated_first", FinallyReturnValueEvaluatedFirst),
+    Case("bare_raise_normal", FinallyBareRaise, (False,)),
+    Case("bare_raise_exception", FinallyBareRaise, (True,)),
 ]
