@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rappelx._action import BackoffPolicy, RetryPolicy, action
 from rappelx._workflow import Workflow, workflow
 from rappelx.exceptions import ActionTimeout, CompileError, WorkflowFailed
+
+if TYPE_CHECKING:
+    from rappelx.runtime._client import Client, WorkflowHandle
 
 __all__ = [
     "ActionTimeout",
