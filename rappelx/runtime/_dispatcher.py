@@ -36,6 +36,7 @@ from rappelx.runtime._applier import Applier
 from rappelx.runtime._listen import Listener
 from rappelx.runtime._pgsteps import StateCache, WorkflowLike
 from rappelx.runtime._pgstore import (
+    STEP_SETTINGS,
     TRANSIENT_ERRORS,
     Applied,
     Claimed,
@@ -159,7 +160,12 @@ class Dispatcher:
         # A connection per concurrent apply, plus the claim, tick and upkeep loops.
         size = self._config.apply_concurrency + 3
         self._store = await self._retrying(
-            lambda: PgStore.connect(self._dsn, max_size=size, application_name="rappelx-dispatcher")
+            lambda: PgStore.connect(
+                self._dsn,
+                max_size=size,
+                application_name="rappelx-dispatcher",
+                settings=STEP_SETTINGS,
+            )
         )
         try:
             self._executor = self._factory(self._on_results)

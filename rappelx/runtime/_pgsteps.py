@@ -85,7 +85,7 @@ class LockedInstance:
     version: str
     status: str
     state: bytes | None
-    input: bytes
+    input: bytes | None
     cancel_requested: bool
     seq: int
 
@@ -121,6 +121,11 @@ class StateCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def seq_of(self, instance_id: uuid.UUID) -> int:
+        """The seq the cached state of ``instance_id`` is at; -1 when none is cached."""
+        entry = self._entries.get(instance_id)
+        return entry[0] if entry is not None else -1
 
     def take(self, instance_id: uuid.UUID, seq: int) -> Any | None:
         """Remove and return the state cached for ``instance_id`` at ``seq``, if any."""
@@ -362,6 +367,7 @@ def _advance(
 
 
 def _decode_input(instance: LockedInstance) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    assert instance.input is not None, "a pending instance's row always has its input"
     decoded = loads(instance.input)
     if not (isinstance(decoded, tuple) and len(decoded) == 2):
         raise WorkflowRuntimeError(

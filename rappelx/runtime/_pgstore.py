@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,13 @@ from rappelx.runtime._sql import migrate, query
 
 #: Most new actions one batch leases to its own dispatcher (more go through the queue).
 _MAX_DIRECT_LEASES = 4096
+
+#: Session settings for connections that advance instances. Every statement there
+#: reaches a handful of rows by key through an index, so a sequential scan is never the
+#: right plan; but on a young table whose statistics lag behind its growth the planner
+#: picks one, and a cached generic plan keeps it while the table grows to millions of
+#: rows. Without sequential scans, the planner has no cost worth compiling with JIT.
+STEP_SETTINGS: Mapping[str, str] = {"enable_seqscan": "off", "jit": "off"}
 
 #: Errors after which an operation is worth retrying on a fresh connection.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -195,8 +202,17 @@ class PgStore:
         min_size: int = 1,
         max_size: int = 10,
         application_name: str = "rappelx",
+        settings: Mapping[str, str] | None = None,
     ) -> PgStore:
-        """Open a pool on ``dsn`` and apply any missing migrations."""
+        """Open a pool on ``dsn`` and apply any missing migrations.
+
+        Args:
+            dsn: The database.
+            min_size: Connections kept open.
+            max_size: Most connections open at once.
+            application_name: How the connections show in ``pg_stat_activity``.
+            settings: Session settings of every connection (see :data:`STEP_SETTINGS`).
+        """
         # No reset on release: rappelx keeps no session state on pooled connections,
         # and the reset would cost a round trip per transaction.
         pool = await asyncpg.create_pool(
@@ -204,7 +220,7 @@ class PgStore:
             min_size=min_size,
             max_size=max_size,
             reset=_no_reset,
-            server_settings={"application_name": application_name},
+            server_settings={**(settings or {}), "application_name": application_name},
         )
         try:
             async with pool.acquire() as conn:
@@ -310,12 +326,14 @@ class PgStore:
     async def apply_results(self, completions: Sequence[Completion], ctx: StepContext) -> Applied:
         """Record worker results and advance their instances, in one transaction."""
         ids = sorted({c.instance_id for c in completions})
+        cached = [ctx.states.seq_of(i) if ctx.states is not None else -1 for i in ids]
+        by_lease = {c.lease_id: c for c in completions}
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 query("lock_and_record"), ids,
                 [c.lease_id for c in completions], [c.ok for c in completions],
                 [c.payload for c in completions], [c.duration for c in completions],
-                [c.infra for c in completions], ctx.infra_cap,
+                [c.infra for c in completions], ctx.infra_cap, cached,
             )  # fmt: skip
             locked = {r["id"]: LockedInstance.from_row(r) for r in rows if r["kind"] == "instance"}
             events: dict[uuid.UUID, list[Event]] = defaultdict(list)
@@ -326,7 +344,8 @@ class PgStore:
                 if r["status"] == "ready":
                     requeued.add(r["queue"])
                 else:
-                    events[r["id"]].append(_result_event(r, r["id"]))
+                    events[r["id"]].append(_reported_event(r, by_lease[r["lease_id"]]))
+            await _load_uncached_states(conn, locked, ctx.states)
             applied = await _step_and_write(conn, locked, events, ctx, wake=requeued)
         _remember(ctx, applied)
         return applied
@@ -384,23 +403,29 @@ def _claimed(row: Mapping[str, Any]) -> Claimed:
     )
 
 
-def _result_event(row: Mapping[str, Any], instance_id: uuid.UUID) -> Event:
-    if row["infra"]:
-        return ActionFailed(
-            row["action_id"],
-            ActionLost(
-                f"attempt {row['attempt']} of action {row['action_id']} of instance "
-                f"{instance_id} lost its worker or dispatcher {row['infra_retries']} times; "
-                "giving up on it. The action probably crashes its worker process (see the "
-                "worker logs)."
-            ),
-        )
-    return decode_result(row["action_id"], row["ok"], row["payload"])
+def _reported_event(row: Mapping[str, Any], completion: Completion) -> Event:
+    """The event for a recorded result (a ``lock_and_record`` row of kind 'result')."""
+    if completion.infra:
+        return _lost_event(row["action_id"], row["attempt"], row["infra_retries"], row["id"])
+    return decode_result(row["action_id"], completion.ok, completion.payload)
+
+
+def _lost_event(action_id: int, attempt: int, losses: int, instance_id: uuid.UUID) -> Event:
+    return ActionFailed(
+        action_id,
+        ActionLost(
+            f"attempt {attempt} of action {action_id} of instance {instance_id} lost its "
+            f"worker or dispatcher {losses} times; giving up on it. The action probably "
+            "crashes its worker process (see the worker logs)."
+        ),
+    )
 
 
 def _stranded_event(row: Mapping[str, Any]) -> Event:
     if row["was"] == "lost":
-        return _result_event({**row, "infra": True}, row["instance_id"])
+        return _lost_event(
+            row["action_id"], row["attempt"], row["infra_retries"], row["instance_id"]
+        )
     return ActionFailed(
         row["action_id"],
         ActionTimeout(
@@ -408,6 +433,29 @@ def _stranded_event(row: Mapping[str, Any]) -> Event:
             "did not stop it (a blocking call in an async action?); the attempt timed out"
         ),
     )
+
+
+async def _load_uncached_states(
+    conn: asyncpg.Connection,
+    locked: dict[uuid.UUID, LockedInstance],
+    states: StateCache | None,
+) -> None:
+    """Read the states ``lock_and_record`` left out for a cache entry gone meanwhile.
+
+    The row leaves its state out when the cache held it at the row's seq; a batch that
+    took the entry and then rolled back (it only puts entries back on commit) leaves
+    neither. The instance is locked, so the state read here is current.
+    """
+    missing = [
+        i.id
+        for i in locked.values()
+        if i.status == "running" and i.state is None
+        and (states is None or states.seq_of(i.id) != i.seq)
+    ]  # fmt: skip
+    if not missing:
+        return
+    for row in await conn.fetch(query("instance_states"), missing):
+        locked[row["id"]] = replace(locked[row["id"]], state=row["state"])
 
 
 async def _due_events(

@@ -28,6 +28,10 @@ _CATALOG = {
         SELECT tablename, indexname, indexdef FROM pg_indexes
         WHERE schemaname = 'public' AND tablename <> 'rappelx_migrations'
         ORDER BY 1, 2""",
+    "storage": """
+        SELECT relname, reloptions FROM pg_class
+        WHERE relnamespace = 'public'::regnamespace AND reloptions IS NOT NULL
+        ORDER BY 1""",
     "sequences": """
         SELECT sequence_name, data_type, start_value, increment
         FROM information_schema.sequences WHERE sequence_schema = 'public'

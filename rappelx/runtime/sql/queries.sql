@@ -252,20 +252,43 @@ WHERE a.instance_id = s.instance_id AND a.action_id = s.action_id AND a.attempt 
 RETURNING a.instance_id, a.action_id, a.attempt, a.name, a.timeout, a.infra_retries, s.was;
 
 -- name: lock_and_record
--- Lock unfinished instances by id (in id order, so concurrent batches cannot deadlock)
--- and store what the workers reported for their leases that are still current (a
--- result of a reclaimed lease is dropped). An infrastructure failure (the worker died)
--- puts the attempt back without counting it, up to the cap $7, then fails it. Returns
--- the locked instances (kind 'instance') and the recorded results (kind 'result').
--- $1: instance ids uuid[], $2: lease ids bigint[], $3: ok bool[],
+-- Lock unfinished instances by id and store what the workers reported for their leases
+-- that are still current (a result of a reclaimed lease is dropped). An infrastructure
+-- failure (the worker died) puts the attempt back without counting it, up to the cap
+-- $7, then fails it. Returns the locked instances (kind 'instance'; `state` is NULL when
+-- it is still at the seq the caller has cached, `input` unless pending) and the
+-- recorded results (kind 'result', by lease id with the attempt's new status).
+-- Every row is reached by an index probe per id, so the cost follows the batch, not
+-- the tables. Instances are locked in the order of $1, which the caller sorts, so
+-- concurrent batches cannot deadlock; all of them before any action row.
+-- $1: instance ids uuid[] (sorted), $2: lease ids bigint[], $3: ok bool[],
 -- $4: encoded value or error bytea[], $5: durations float8[], $6: infra failure bool[],
--- $7: infra retry cap
+-- $7: infra retry cap, $8: the seq each instance's cached state is at bigint[] (-1: none)
 WITH locked AS (
-    SELECT id, workflow, version, status, state, input, cancel_requested, seq
-    FROM rappelx_instances
-    WHERE id = ANY($1::uuid[]) AND status IN ('pending', 'running')
-    ORDER BY id
-    FOR UPDATE
+    SELECT i.id, i.workflow, i.version, i.status, i.cancel_requested, i.seq,
+           CASE WHEN i.seq = u.cached_seq THEN NULL ELSE i.state END AS state,
+           CASE WHEN i.status = 'pending' THEN i.input END AS input
+    FROM unnest($1::uuid[], $8::bigint[]) AS u(id, cached_seq)
+    CROSS JOIN LATERAL (
+        SELECT id, workflow, version, status, cancel_requested, seq, state, input
+        FROM rappelx_instances
+        WHERE id = u.id AND status IN ('pending', 'running')
+        FOR UPDATE
+    ) AS i
+), current_leases AS (
+    SELECT r.lease_id, r.ok, r.payload, r.duration, r.infra,
+           a.instance_id, a.action_id, a.attempt
+    FROM unnest($2::bigint[], $3::bool[], $4::bytea[], $5::float8[], $6::bool[])
+        AS r(lease_id, ok, payload, duration, infra)
+    CROSS JOIN LATERAL (
+        SELECT instance_id, action_id, attempt
+        FROM rappelx_actions
+        WHERE lease_id = r.lease_id AND status = 'running'
+        FOR UPDATE
+    ) AS a
+    -- Evaluated once, first: the instance locks come before any action row lock. A
+    -- running action always belongs to an unfinished instance, so its is among them.
+    WHERE (SELECT count(*) FROM locked) >= 0
 ), recorded AS (
     UPDATE rappelx_actions AS a
     SET status = CASE
@@ -281,22 +304,25 @@ WITH locked AS (
         lease_id = CASE WHEN r.infra THEN NULL ELSE a.lease_id END,
         lease_owner = CASE WHEN r.infra THEN NULL ELSE a.lease_owner END,
         deadline = NULL
-    FROM unnest($2::bigint[], $3::bool[], $4::bytea[], $5::float8[], $6::bool[])
-        AS r(lease_id, ok, payload, duration, infra)
-    WHERE a.lease_id = r.lease_id AND a.status = 'running'
-      AND a.instance_id IN (SELECT id FROM locked)
-    RETURNING a.instance_id, a.action_id, a.attempt, a.status, a.queue, a.infra_retries,
-        r.ok, r.infra, r.payload
+    FROM current_leases AS r
+    WHERE a.instance_id = r.instance_id AND a.action_id = r.action_id
+      AND a.attempt = r.attempt
+    RETURNING r.lease_id, a.instance_id, a.action_id, a.attempt, a.status, a.queue,
+        a.infra_retries
 )
 SELECT 'instance' AS kind, id, workflow, version, status, state, input, cancel_requested,
-       seq, NULL::integer AS action_id, NULL::integer AS attempt, NULL::text AS queue,
-       NULL::integer AS infra_retries, NULL::boolean AS ok, NULL::boolean AS infra,
-       NULL::bytea AS payload
+       seq, NULL::bigint AS lease_id, NULL::integer AS action_id,
+       NULL::integer AS attempt, NULL::text AS queue, NULL::integer AS infra_retries
 FROM locked
 UNION ALL
 SELECT 'result', instance_id, NULL, NULL, status, NULL, NULL, NULL, NULL,
-       action_id, attempt, queue, infra_retries, ok, infra, payload
+       lease_id, action_id, attempt, queue, infra_retries
 FROM recorded;
+
+-- name: instance_states
+-- The stored states of instances this transaction has locked.
+-- $1: ids uuid[]
+SELECT id, state FROM rappelx_instances WHERE id = ANY($1::uuid[]);
 
 -- name: apply_steps
 -- Write one batch of engine steps for instances this transaction has locked: new
@@ -346,12 +372,14 @@ WITH instances AS (
     FROM unnest($17::uuid[], $18::int[], $19::text[], $22::float8[])
         AS t(instance_id, timer_id, version, delay)
 ), dropped_actions AS (
+    -- Guarded so that a batch that finishes nothing (the usual case) scans nothing.
     UPDATE rappelx_actions
     SET status = 'cancelled', finished_at = now(), lease_id = NULL, deadline = NULL
-    WHERE instance_id = ANY($23::uuid[])
+    WHERE cardinality($23::uuid[]) > 0 AND instance_id = ANY($23::uuid[])
       AND status IN ('ready', 'running', 'lost', 'overdue')
 ), dropped_timers AS (
-    DELETE FROM rappelx_timers WHERE instance_id = ANY($23::uuid[])
+    DELETE FROM rappelx_timers
+    WHERE cardinality($23::uuid[]) > 0 AND instance_id = ANY($23::uuid[])
 )
 SELECT
     (SELECT count(pg_notify('rappelx_actions', q)) FROM unnest($24::text[]) AS q) AS woken,

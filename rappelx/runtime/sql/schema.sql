@@ -31,7 +31,7 @@ CREATE TABLE rappelx_instances (
         CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
     CONSTRAINT rappelx_instances_version_fkey FOREIGN KEY (workflow, version)
         REFERENCES rappelx_workflow_versions (name, version)
-);
+) WITH (fillfactor = 70);  -- room for in-place (HOT) updates of the state at each step
 CREATE INDEX rappelx_instances_pending ON rappelx_instances (version, created_at)
     WHERE status = 'pending';
 CREATE INDEX rappelx_instances_cancel ON rappelx_instances (version)
@@ -74,8 +74,6 @@ CREATE TABLE rappelx_actions (
 CREATE INDEX rappelx_actions_ready ON rappelx_actions (queue, ready_at)
     WHERE status = 'ready';
 CREATE UNIQUE INDEX rappelx_actions_lease ON rappelx_actions (lease_id)
-    WHERE status = 'running';
-CREATE INDEX rappelx_actions_running ON rappelx_actions (lease_owner)
     WHERE status = 'running';
 CREATE INDEX rappelx_actions_lost ON rappelx_actions (instance_id)
     WHERE status IN ('lost', 'overdue');
