@@ -39,11 +39,12 @@ def serve_workers(
         raise CliError("name the modules that define your workflows and actions: --module M")
     # Fail here, with the import error, rather than in every worker subprocess.
     names = [import_module(name).__name__ for name in modules]
+    from rappelx.runtime._loop import loop_factory
     from rappelx.runtime._serve import serve
 
     resolved = resolve_dsn(dsn)
-    with database_errors():
-        asyncio.run(
+    with database_errors(), asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(
             serve(
                 names, processes=processes, concurrency=concurrency,
                 queues=list(queues), dsn=resolved,

@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rappelx._action import lookup_action
@@ -38,6 +38,7 @@ from rappelx.runtime._frames import (
     encode_batch,
     encode_frame,
 )
+from rappelx.runtime._loop import loop_factory
 from rappelx.runtime._pool import UnknownActionError
 
 Outcome = tuple[bool, bytes, float]
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failure is not None:
         _write_all(result_fd, encode_frame([IMPORT_FAILED, list(failure)]))
         return 1
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(_serve(options.concurrency, task_fd, result_fd))
     return 0
 
@@ -88,15 +89,6 @@ def _import_modules(modules: Sequence[str]) -> tuple[str, str] | None:
         except (Exception, SystemExit):
             return module, traceback.format_exc()
     return None
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
 
 
 def _write_all(fd: int, data: bytes) -> None:
