@@ -147,6 +147,7 @@ class Dispatcher:
             concurrency=self._config.apply_concurrency,
         )
         self._claim_wake = asyncio.Event()
+        self._queue_waiting = False  # ready work was announced that we had no slots for
         self._tick_wake = asyncio.Event()
         self._reserved = 0
         self._draining = False  # stopping: lease nothing new, let running actions finish
@@ -238,11 +239,15 @@ class Dispatcher:
         store = self._require_store()
         while True:
             await _wait(self._claim_wake, self._config.poll_interval)
+            # Until a claim comes back short, ready work may be waiting in the queue:
+            # freed slots wake this loop again (see _on_results).
+            self._queue_waiting = True
             while self._free() > 0:
                 limit = min(self._free(), self._config.batch_size)
                 claimed = await self._leasing(functools.partial(self._claim, store, limit))
                 self._submit(claimed)
                 if len(claimed) < limit:
+                    self._queue_waiting = False
                     break
 
     async def _tick_loop(self) -> None:
@@ -364,6 +369,8 @@ class Dispatcher:
 
     def _on_results(self, results: list[TaskResult]) -> None:
         self._applier.add(results)
+        if self._queue_waiting:
+            self._claim_wake.set()  # the slots these results freed can take queued work
 
     def _instance_of(self, token: int) -> uuid.UUID | None:
         claimed = self._inflight.get(token)
