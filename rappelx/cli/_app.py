@@ -12,7 +12,7 @@ import typer
 
 from rappelx.cli import _runtime
 from rappelx.cli._errors import reporting_errors
-from rappelx.cli._load import load_workflow
+from rappelx.cli._load import import_module, load_workflow
 from rappelx.cli._logging import configure_logging
 from rappelx.cli._run import parse_input, run_durable, run_local
 
@@ -238,10 +238,23 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(
     instance_id: Annotated[str, typer.Argument(help="The instance id (a UUID).")],
+    module: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--module",
+            "-m",
+            envvar="RAPPELX_USER_MODULE",
+            show_default=False,
+            help="Import these modules first, so results of their dataclasses, models and "
+            "exceptions can be decoded.",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Show one instance: status, action timeline with attempts and durations, result."""
     with reporting_errors():
+        for name in _split(module):
+            import_module(name)
         print(asyncio.run(_runtime.show_run(database_url, instance_id)))
 
 

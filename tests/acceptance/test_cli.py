@@ -253,6 +253,9 @@ async def test_workers_run_workflows_durably_and_stop_on_sigterm(
             ["examples.greeting.fetch_user", "1", "completed"],
             ["examples.greeting.pick_greeting", "1", "completed"],
         ]
+        # RAPPELX_USER_MODULE is imported first, so the User dataclass result decodes.
+        fetched = next(line for line in text if "examples.greeting.fetch_user" in line)
+        assert fetched.endswith("User(id='u1', name='Ada')"), fetched
     finally:
         workers.send_signal(signal.SIGTERM)
         try:
