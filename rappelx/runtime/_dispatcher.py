@@ -46,6 +46,7 @@ from rappelx.runtime._pgstore import (
     StepContext,
 )
 from rappelx.runtime._pool import Task, TaskResult
+from rappelx.runtime._wakeups import Wakeups
 
 _log = logging.getLogger("rappelx.dispatcher")
 T = TypeVar("T")
@@ -148,6 +149,7 @@ class Dispatcher:
         )
         self._claim_wake = asyncio.Event()
         self._queue_waiting = False  # ready work was announced that we had no slots for
+        self._wakeups = Wakeups(self._wake_all, horizon=_LOCAL_WAKE_HORIZON)
         self._tick_wake = asyncio.Event()
         self._reserved = 0
         self._draining = False  # stopping: lease nothing new, let running actions finish
@@ -205,6 +207,7 @@ class Dispatcher:
         self, store: PgStore, executor: Executor, applier: asyncio.Task[None]
     ) -> None:
         self._draining = True
+        self._wakeups.cancel()
         try:
             await executor.drain(self._config.drain_timeout)
         except TimeoutError:
@@ -343,10 +346,10 @@ class Dispatcher:
         self._submit(applied.leased)
         if applied.wake_queues & self._ctx.queues:
             self._claim_wake.set()
-        if applied.next_due is not None and applied.next_due < _LOCAL_WAKE_HORIZON:
-            # Timers and retry backoffs this process scheduled: look again when due
-            # rather than at the next poll. Later ones are left to polling.
-            asyncio.get_running_loop().call_later(applied.next_due + 0.001, self._wake_all)
+        if applied.next_due is not None:
+            # Timers and retry backoffs: look again when due rather than at the next
+            # poll. Those further ahead than the horizon are left to polling.
+            self._wakeups.add(applied.next_due)
 
     def _submit(self, claimed: list[Claimed]) -> None:
         if not claimed:

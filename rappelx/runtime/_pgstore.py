@@ -359,12 +359,18 @@ class PgStore:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(query("lock_due_work"), ctx.versions, limit)
             locked: dict[uuid.UUID, LockedInstance] = {}
+            upcoming: float | None = None
             for r in rows:
-                locked.setdefault(r["id"], LockedInstance.from_row(r))
+                if r["kind"] == "instance":
+                    locked.setdefault(r["id"], LockedInstance.from_row(r))
+                else:
+                    upcoming = r["next_due"]
             events = await _due_events(conn, locked)
             applied = await _step_and_write(conn, locked, events, ctx)
         _remember(ctx, applied)
-        applied.more = len(rows) >= limit
+        applied.more = len(rows) - 1 >= limit
+        if upcoming is not None and (applied.next_due is None or upcoming < applied.next_due):
+            applied.next_due = upcoming
         return applied
 
     # ------------------------------------------------------------------ reports

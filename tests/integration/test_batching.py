@@ -13,6 +13,7 @@ from rappelx.runtime._client import Client
 from rappelx.runtime._coalesce import Coalescer
 from rappelx.runtime._pgstore import LeaseGrant
 from rappelx.runtime._pool import TaskResult
+from rappelx.runtime._wakeups import Wakeups
 from tests.integration.test_dispatcher import FAST, LINE, _fetch, dispatcher
 
 
@@ -116,3 +117,22 @@ async def test_queued_work_takes_freed_slots_without_waiting_for_a_poll(
         pg_dsn, "SELECT count(*) AS n FROM rappelx_actions WHERE status = 'completed'"
     )
     assert rows[0]["n"] == 24
+
+
+async def test_wakeups_share_one_timer_and_skip_the_far_future() -> None:
+    woken: list[float] = []
+    loop = asyncio.get_running_loop()
+    wakeups = Wakeups(lambda: woken.append(loop.time()), horizon=10.0)
+    start = loop.time()
+    wakeups.add(0.06)
+    wakeups.add(0.02)
+    wakeups.add(0.02)  # the same moment: one wake-up
+    wakeups.add(60.0)  # beyond the horizon: polling's job
+    assert len(wakeups) == 2
+    await asyncio.sleep(0.15)
+    assert len(woken) == 2 and len(wakeups) == 0
+    assert woken[0] - start >= 0.02 and woken[1] - start >= 0.06
+    wakeups.add(0.01)
+    wakeups.cancel()
+    await asyncio.sleep(0.05)
+    assert len(woken) == 2

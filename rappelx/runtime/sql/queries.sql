@@ -187,8 +187,10 @@ RETURNING a.queue;
 
 -- name: lock_due_work
 -- Lock up to $2 instances of each kind that have work found in the database: queued
--- starts, cancellation requests, due timers, actions lost past the retry cap. Rows
--- another dispatcher holds are skipped. An instance may be listed more than once.
+-- starts, cancellation requests, due timers, actions lost past the retry cap (kind
+-- 'instance'). Rows another dispatcher holds are skipped. An instance may be listed
+-- more than once. A last row (kind 'next') says in how many seconds the next timer
+-- not yet due is due (NULL: none).
 -- $1: versions text[], $2: limit per kind
 WITH pending AS (
     SELECT id, workflow, version, status, state, input, cancel_requested, seq
@@ -224,10 +226,15 @@ WITH pending AS (
         LIMIT $2)
     FOR UPDATE OF i SKIP LOCKED
 )
-SELECT * FROM pending
-UNION ALL SELECT * FROM cancelling
-UNION ALL SELECT * FROM timed
-UNION ALL SELECT * FROM stranded;
+SELECT 'instance' AS kind, *, NULL::float8 AS next_due FROM pending
+UNION ALL SELECT 'instance', *, NULL FROM cancelling
+UNION ALL SELECT 'instance', *, NULL FROM timed
+UNION ALL SELECT 'instance', *, NULL FROM stranded
+UNION ALL
+SELECT 'next', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       EXTRACT(EPOCH FROM min(due_at) - now())::float8
+FROM rappelx_timers
+WHERE due_at > now() AND version = ANY($1::text[]);
 
 -- name: take_due_timers
 -- Remove and return the due timers of instances this transaction has locked.
@@ -355,7 +362,7 @@ WITH instances AS (
                                  payload, timeout, ready_at, status, lease_id,
                                  lease_owner, started_at, deadline)
     SELECT n.instance_id, n.action_id, n.attempt, n.name, n.queue, n.version, n.payload,
-           n.timeout, now() + make_interval(secs => n.delay),
+           n.timeout, clock_timestamp() + make_interval(secs => n.delay),
            CASE WHEN n.lease THEN 'running' ELSE 'ready' END,
            CASE WHEN n.lease THEN nextval('rappelx_lease_ids') END,
            CASE WHEN n.lease THEN $20::uuid END,
@@ -368,7 +375,10 @@ WITH instances AS (
     RETURNING instance_id, action_id, attempt, lease_id
 ), timers AS (
     INSERT INTO rappelx_timers (instance_id, timer_id, version, due_at)
-    SELECT t.instance_id, t.timer_id, t.version, now() + make_interval(secs => t.delay)
+    -- From the clock, not the transaction's start: the engine computed the delay
+    -- after this transaction began, and a durable sleep must not end early.
+    SELECT t.instance_id, t.timer_id, t.version,
+           clock_timestamp() + make_interval(secs => t.delay)
     FROM unnest($17::uuid[], $18::int[], $19::text[], $22::float8[])
         AS t(instance_id, timer_id, version, delay)
 ), dropped_actions AS (
