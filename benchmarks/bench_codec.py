@@ -1,14 +1,17 @@
 """How fast is the codec? Prints µs per dumps+loads round trip, next to plain msgpack.
 
 Run with ``.venv/bin/python benchmarks/bench_codec.py``. Each payload is timed through
-``rappelx.runtime._codec`` and, in the same run, through ``msgpack.packb``/``unpackb`` of
-the equivalent native structure (dataclasses as dicts). Figures are medians of several
-repeats; the ratio is codec / msgpack.
+``rappelx.runtime._codec`` (dumps, loads, and the round trip) and, in the same run, through
+``msgpack.packb``/``unpackb`` of the equivalent native structure (dataclasses as dicts).
+Figures are medians of several repeats; the ratio is codec / msgpack round trip. Cases (e)
+and (f) are the small payloads of the engine's hot path: an action's ``(args, kwargs)``
+and a small variable scope.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 import timeit
 from collections.abc import Callable
@@ -103,14 +106,23 @@ def main() -> None:
     graph = {"when": when, "ids": (1, 2, 3), "a": shared, "b": shared}
     flat = {"when": when.timestamp(), "ids": [1, 2, 3], "a": shared, "b": shared}
     cases.append(("(d) shared list + datetime + tuple", graph, flat))
-    print(f"rappelx codec vs msgpack, µs per dumps+loads, median of {REPEATS} repeats")
-    print(f"{'payload':44} {'codec':>9} {'msgpack':>9} {'ratio':>7} {'bytes':>6}")
+    cases.append(("(e) action arguments ((1,), {})", ((1,), {}), [[1], {}]))
+    scope = [{"x": 1, "_rx_t1": 2, "total": 5}, (1,), {}, {}]
+    cases.append(("(f) small scope [dict, (1,), {}, {}]", scope, [scope[0], [1], {}, {}]))
+    print(f"rappelx codec vs msgpack, µs per call, median of {REPEATS} repeats")
+    columns = ("dumps", "loads", "codec", "msgpack", "ratio", "bytes")
+    print(f"{'payload':40} " + " ".join(f"{column:>7}" for column in columns))
     for name, value, native in cases:
-        assert loads(dumps(value)) == value
+        data = dumps(value)
+        assert loads(data) == value
+        encode = _per_call_us(functools.partial(dumps, value))
+        decode = _per_call_us(functools.partial(loads, data))
         ours = _per_call_us(_round_trip(value))
         theirs = _per_call_us(_msgpack_round_trip(native))
-        size = len(dumps(value))
-        print(f"{name:44} {ours:9.2f} {theirs:9.2f} {ours / theirs:7.2f} {size:6d}")
+        print(
+            f"{name:40} {encode:7.2f} {decode:7.2f} {ours:7.2f} {theirs:7.2f} "
+            f"{ours / theirs:7.2f} {len(data):7d}"
+        )
 
 
 if __name__ == "__main__":
