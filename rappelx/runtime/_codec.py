@@ -13,11 +13,14 @@ value, shared mutable objects stay shared and cycles work.
 
 How it is laid out:
 
-- ``_codec_classes.py``: ext codes; which classes are accepted; finding a class by name
-  without importing anything.
-- ``_codec_scan.py``: does the value share objects? If not, the fast path packs it in C
-  with a ``default`` hook (``_codec_encode.py``); ``_codec_classes.py`` documents the format.
-- ``_codec_graph.py``: the encoder for shared and cyclic values, and for error paths.
+- ``_codec_classes.py``: ext codes (the format); which classes are accepted; finding a
+  class by name without importing anything.
+- ``_codec_tree.py``: the fast path, for values that hold no object twice (most of
+  them): one look at each object, then msgpack's C packer with a ``default`` hook.
+- ``_codec_scan.py`` and ``_codec_graph.py``: the rest. The scan finds the shared
+  objects; the graph encoder writes them once and refers back to them, and is also what
+  reports encode errors with a path. ``_codec_encode.py`` holds the per-type encoders
+  all paths share, so they write the same bytes for the same unshared value.
 - ``_codec_decode.py`` and ``_codec_decode_objects.py``: the unpacker hooks that rebuild
   values without running user code.
 """
@@ -26,10 +29,11 @@ from __future__ import annotations
 
 from rappelx.exceptions import CodecError
 from rappelx.runtime._codec_classes import EncodeFailure
-from rappelx.runtime._codec_decode import Decoder
+from rappelx.runtime._codec_decode import decode
 from rappelx.runtime._codec_encode import pack
 from rappelx.runtime._codec_graph import GraphEncoder
 from rappelx.runtime._codec_scan import find_shared
+from rappelx.runtime._codec_tree import encode_tree
 
 __all__ = ["dumps", "loads"]
 
@@ -49,6 +53,10 @@ def dumps(value: object) -> bytes:
         CodecError: Something in ``value`` is not supported; ``.path`` says where, like
             ``value['user'].conn``.
     """
+    try:
+        return encode_tree(value)
+    except Exception:  # something shared, a cycle, or an error: sorted out below
+        pass
     shared = find_shared(value)
     if shared is None:
         try:
@@ -84,7 +92,7 @@ def loads(data: bytes) -> object:
             accepted kind.
     """
     try:
-        return Decoder().decode(data)
+        return decode(data)
     except CodecError:
         raise
     except Exception as exc:

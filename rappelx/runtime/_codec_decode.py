@@ -36,6 +36,8 @@ from rappelx.runtime._codec_decode_objects import (
 )
 
 _Build = Callable[[list[Any]], object]
+_IDLE: list[Decoder] = []  # decoders not in use; list.pop and append are thread-safe
+_MAX_IDLE: Final = 4
 
 
 class Marker:
@@ -48,57 +50,82 @@ class Marker:
         self.code = code
 
 
-class Decoder:
-    """Decodes one payload; holds its shared objects by ref."""
+def decode(data: bytes) -> object:
+    """Return the value encoded in ``data``.
 
-    __slots__ = ("_classes", "_memo", "_open")
+    Raises:
+        CodecError: The data names a class that is not loaded or of the wrong kind, or
+            has a marker out of place. Other corruption surfaces as whatever the unpacker
+            or a constructor raised; ``loads`` wraps it.
+    """
+    try:
+        decoder = _IDLE.pop()
+    except IndexError:
+        decoder = Decoder()
+    value = unpackb(
+        data, ext_hook=decoder.ext_hook, list_hook=decoder.list_hook, strict_map_key=False
+    )
+    if decoder.open_markers:
+        raise CodecError("cannot decode: a type marker is out of place; corrupt data")
+    if decoder.memo is not None or decoder.classes is not None:
+        decoder.memo = decoder.classes = None  # let this payload's objects go
+    if len(_IDLE) < _MAX_IDLE:
+        _IDLE.append(decoder)  # only when it finished cleanly: its state is reset
+    return value
+
+
+class Decoder:
+    """The unpacker hooks for one payload at a time, and its shared objects by ref.
+
+    :func:`decode` reuses decoders (a small payload costs little more than creating one).
+    """
+
+    __slots__ = ("classes", "ext_hook", "list_hook", "memo", "open_markers")
 
     def __init__(self) -> None:
-        self._memo: dict[int, object] = {}
-        self._open = 0  # markers read but not yet consumed by their list
-        self._classes: dict[bytes, Marker] = {}  # class markers met in this payload
+        self.open_markers = 0  # markers read but not yet consumed by their list
+        self.memo: dict[int, object] | None = None  # shared objects by ref, once met
+        self.classes: dict[bytes, Marker] | None = None  # class markers met in this payload
+        self.ext_hook: Callable[[int, bytes], object] = self._ext
+        self.list_hook: Callable[[list[Any]], object] = self._list
 
-    def decode(self, data: bytes) -> object:
-        """Return the value encoded in ``data``.
-
-        Raises:
-            CodecError: The data names a class that is not loaded or of the wrong kind,
-                or has a marker out of place. Other corruption surfaces as whatever the
-                unpacker or a constructor raised; ``loads`` wraps it.
-        """
-        value = unpackb(data, ext_hook=self._ext, list_hook=self._list, strict_map_key=False)
-        if self._open:
-            raise CodecError("cannot decode: a type marker is out of place; corrupt data")
-        return value
-
+    # The two hooks run once per ext and once per array: the common cases come first.
     def _ext(self, code: int, data: bytes) -> object:
-        decode = _VALUES.get(code)
-        if decode is not None:
-            return decode(data)
-        if code == c.REF:
-            return self._ref(data)
-        self._open += 1
         marker = _BUILTIN_MARKERS.get(code)
         if marker is not None:
+            self.open_markers += 1
             return marker
+        value_of = _VALUES.get(code)
+        if value_of is not None:
+            return value_of(data)
+        if code == c.REF:
+            return self._ref(data)
+        self.open_markers += 1
         if code == c.SHARED:
             return self._shared(data)
-        marker = self._classes.get(data)
+        classes = self.classes
+        if classes is None:
+            classes = self.classes = {}
+        marker = classes.get(data)
         if marker is None or marker.code != code:
-            marker = self._classes[data] = class_marker(code, data)
+            marker = classes[data] = class_marker(code, data)
         return marker
 
     def _list(self, items: list[Any]) -> object:
-        if items and type(items[0]) is Marker:
-            self._open -= 1
-            return items[0].build(items)
+        if items:
+            first = items[0]
+            if type(first) is Marker:
+                self.open_markers -= 1
+                if first is _TUPLE_MARKER:
+                    return tuple(items[1:])
+                return first.build(items)
         return items
 
     def _ref(self, data: bytes) -> object:
         ref = int.from_bytes(data, "big")
         try:
-            return self._memo[ref]
-        except KeyError:
+            return self.memo[ref]  # type: ignore[index]
+        except (KeyError, TypeError):  # TypeError: no shared object met yet
             raise CodecError(
                 f"cannot decode: reference #{ref} to an object not decoded yet; corrupt data"
             ) from None
@@ -110,25 +137,30 @@ class Decoder:
             return self._shared_exception(ref, name)
         create, fill = _SHARED_KINDS[code]
         obj = create(name)
-        self._memo[ref] = obj  # before the content: what is inside may refer back to it
+        self._shared_objects()[ref] = obj  # before the content: what is inside may refer back to it
         return Marker(lambda items: fill(obj, items))
+
+    def _shared_objects(self) -> dict[int, object]:
+        if self.memo is None:
+            self.memo = {}
+        return self.memo
 
     def _shared_exception(self, ref: int, name: bytes) -> Marker:
         cls = _find(c.EXCEPTION, name)
         if cls is None:
             stand_in = WorkflowFailed.__new__(WorkflowFailed)
-            self._memo[ref] = stand_in
+            self._shared_objects()[ref] = stand_in
             return Marker(lambda items: fill_stand_in(stand_in, _type_name(name), items))
         exc = new_exception(cls, None)
         if exc is None:  # an exception group: built from its args, after the content
 
             def build_group(items: list[Any]) -> object:
                 group = new_exception(cls, items[2])
-                self._memo[ref] = group
+                self._shared_objects()[ref] = group
                 return fill_exception(group, items)
 
             return Marker(build_group)
-        self._memo[ref] = exc
+        self._shared_objects()[ref] = exc
         return Marker(lambda items: fill_exception(exc, items))
 
 
@@ -181,8 +213,9 @@ def _tz(tz: Any) -> tzinfo | None:
     return timezone(delta) if name is None else timezone(delta, name)
 
 
+_TUPLE_MARKER: Final = Marker(lambda items: tuple(items[1:]))
 _BUILTIN_MARKERS: Final[dict[int, Marker]] = {
-    c.TUPLE: Marker(lambda items: tuple(items[1:])),
+    c.TUPLE: _TUPLE_MARKER,
     c.SET: Marker(lambda items: set(items[1:])),
     c.FROZENSET: Marker(lambda items: frozenset(items[1:])),
     c.DATETIME: Marker(_datetime),

@@ -9,9 +9,12 @@ import math
 import subprocess
 import sys
 import types
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -25,6 +28,8 @@ from msgpack import ExtType
 from rappelx.exceptions import CodecError, WorkflowFailed
 from rappelx.runtime import _codec_classes as codes
 from rappelx.runtime._codec import dumps, loads
+from rappelx.runtime._codec_graph import GraphEncoder
+from rappelx.runtime._codec_tree import NotATree, encode_tree
 
 
 # ------------------------------------------------------------------ test classes
@@ -442,6 +447,139 @@ def test_exception_group_containing_itself_is_refused():
 
     with pytest.raises(CodecError, match="exception group contains itself"):
         dumps(group)
+
+
+def _sharing_cases() -> list[tuple[str, object, Callable[[Any], tuple[object, object]]]]:
+    """Values holding one object twice where the second is reached through the packer's
+    hook (tuples, sets, objects), not only through lists and dicts."""
+    a = [1]
+    d = {"k": 1}
+    s = {1}
+    point = Point(1, 2)
+    key = Frozen("k")
+    held = (a,)
+    error = ValueError(a)
+    error.extra = a  # type: ignore[attr-defined]
+    base = KeyError("k")
+    first, second = ValueError(1), ValueError(2)
+    first.__cause__ = second.__context__ = base
+    node = Node(0)
+    node.children.append(node)
+    loose = Loose(a=1, extra_field=[1])
+    outer = Outer(inner=Model(name="i", when=datetime(2020, 1, 1)), items=[1])
+    return [
+        ("list in a tuple and a list", ((a,), [a]), lambda r: (r[0][0], r[1][0])),
+        ("list in two tuples", [(a,), (0, a)], lambda r: (r[0][0], r[1][1])),
+        ("one tuple twice, holding a list", [held, held], lambda r: (r[0][0], r[1][0])),
+        ("dict in a tuple and a dict", ((d,), {"x": d}), lambda r: (r[0][0], r[1]["x"])),
+        ("set in two tuples", ((s,), (s,)), lambda r: (r[0][0], r[1][0])),
+        ("dataclass in a tuple and a list", (point, [point]), lambda r: (r[0], r[1][0])),
+        ("list in a slotted dataclass", [Slotted(1, a), a], lambda r: (r[0].b, r[1])),
+        ("dict in a dataclass field", (Point(d, 0), d), lambda r: (r[0].x, r[1])),
+        ("dataclass as a key and in a tuple", ({key: 1}, (key,)), lambda r: (*r[0], r[1][0])),
+        ("list in exception args and attribute", error, lambda r: (r.args[0], r.extra)),
+        ("exception as cause and context", [first, second], _cause_and_context),
+        ("dataclass in a cycle", node, lambda r: (r.children[0], r)),
+        ("list in a pydantic field", [outer, outer.items], lambda r: (r[0].items, r[1])),
+        (
+            "list in a pydantic model's extra",
+            [loose, loose.model_extra["extra_field"]],
+            lambda r: (r[0].model_extra["extra_field"], r[1]),
+        ),
+    ]
+
+
+def _cause_and_context(result: Any) -> tuple[object, object]:
+    return result[0].__cause__, result[1].__context__
+
+
+@pytest.mark.parametrize(
+    ("value", "pick"), [pytest.param(v, p, id=name) for name, v, p in _sharing_cases()]
+)
+def test_objects_reached_through_tuples_sets_and_objects_stay_shared(value, pick):
+    result = round_trip(value)
+
+    one, other = pick(result)
+    assert one is other
+    assert type(one) is type(pick(value)[0])
+
+
+# msgpack would pack these itself and hand back something else: the codec must not let it.
+@pytest.mark.parametrize(
+    "value",
+    [
+        (bytearray(b"t"),),
+        {"k": (1, bytearray(b"t"))},
+        Point(bytearray(b"f"), 0),
+        ValueError(bytearray(b"a")),
+        [{1: [bytearray(b"deep")]}],
+    ],
+    ids=repr,
+)
+def test_bytearray_stays_bytearray_wherever_it_is(value):
+    assert same(round_trip(value), value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {memoryview(b"k"): 1},
+        (1, memoryview(b"t")),
+        frozenset({memoryview(b"f")}),
+        {ExtType(4, b"\x01"): "key"},
+        (ExtType(5, b""),),
+        {"s": {msgpack.Timestamp(1)}},
+        Point(msgpack.Timestamp(1), 0),
+    ],
+    ids=repr,
+)
+def test_values_msgpack_would_change_are_refused_wherever_they_are(value):
+    with pytest.raises(CodecError, match="is not supported"):
+        dumps(value)
+
+
+def test_same_bytes_whether_or_not_the_value_shares_objects():
+    # The graph encoder writes unshared objects exactly as the fast path does.
+    for value in [*ROUND_TRIPS, *(v for _, v, _ in _sharing_cases()[:3])]:
+        if isinstance(value, bytearray):
+            continue  # always written by the graph encoder
+        try:
+            fast = encode_tree(value)
+        except NotATree:
+            continue
+        assert fast == GraphEncoder(set()).encode(value), value
+
+
+def test_encoders_and_decoders_are_clean_after_failures():
+    plain = [{"x": (1, 2)}, {3}, Point(1, 2)]
+    expected = dumps(plain)
+    shared = [1]
+    for bad in [{"a": shared, "b": shared}, [object()], (1, {memoryview(b"x"): 1})]:
+        try:
+            dumps(bad)
+        except CodecError:
+            pass
+        with pytest.raises(CodecError):
+            loads(dumps([1, 2])[:-1])
+        assert dumps(plain) == expected
+        assert same(loads(expected), plain)
+
+
+def test_dumps_and_loads_from_many_threads_at_once():
+    values = [((i,), {"k": [i] * (i % 5)}, Point(i, i)) for i in range(50)]
+    expected = [dumps(value) for value in values]
+
+    def work(offset: int) -> bool:
+        ok = True
+        for _ in range(20):
+            for index in range(len(values)):
+                j = (index + offset) % len(values)
+                data = dumps(values[j])
+                ok = ok and data == expected[j] and same(loads(data), values[j])
+        return ok
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert all(pool.map(work, range(6)))
 
 
 # ------------------------------------------------------------------ exceptions

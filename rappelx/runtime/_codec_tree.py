@@ -1,0 +1,273 @@
+"""Encoding a value that holds no object twice: one look at each object, then C packing.
+
+Most payloads (an action's arguments and result, a small scope) hold no object twice, and
+for them :func:`encode_tree` is all of ``dumps``. msgpack's C packer packs lists and dicts
+without calling back into Python, and would silently copy one that occurs twice. So before
+a list or dict is packed, :class:`TreeEncoder` walks it, noting every list and dict inside
+by ``id`` and refusing what msgpack would change the type of (bytearray, memoryview and
+its own ExtType and Timestamp). Everything else reaches the packer's ``default`` hook,
+which does the same for what it is given: it notes objects that have an identity (sets,
+dataclasses, pydantic models, exceptions), walks the lists and dicts they hold, and
+returns what ``_codec_encode`` returns for them. So each object is looked at once, by
+either the walk or the hook, and the bytes are those of the plain encoding.
+
+The walk does not look into tuples, frozensets or objects it meets: the hook does, when
+the packer gets to them. It stops with :class:`NotATree` when an object turns up a second
+time (shared, or a cycle) or when msgpack would change a type; any other exception means
+the value cannot be encoded. Either way the caller falls back to ``_codec_scan`` and
+``_codec_graph``, which encode shared objects and report errors with their path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Final
+
+from msgpack import ExtType, Packer, Timestamp
+
+from rappelx.runtime import _codec_classes as c
+from rappelx.runtime._codec_classes import ATOMIC, ClassInfo
+from rappelx.runtime._codec_encode import (
+    BUILTIN_ENCODERS,
+    FROZENSET_MARKER,
+    PYDANTIC_SLOTS,
+    SET_MARKER,
+    TUPLE_MARKER,
+    enum_name,
+    exception_content,
+    object_state,
+    pydantic_state,
+)
+
+__all__ = ["NotATree", "TreeEncoder", "encode_tree"]
+
+
+class NotATree(Exception):
+    """Internal: the value holds an object twice, or something msgpack would change."""
+
+
+# msgpack packs these itself, without the hook, but they decode as something else.
+_CHANGED_BY_MSGPACK: Final = frozenset({bytearray, memoryview, ExtType, Timestamp})
+# From this many items, one C-level pass over their types is cheaper than a Python loop.
+_MANY: Final = 16
+
+
+class TreeEncoder:
+    """Packs values that hold no object twice. Reusable, for one value at a time."""
+
+    __slots__ = ("_pack", "_seen")
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()  # id() of every list, dict and object met so far
+        packer = Packer(default=self._default, strict_types=True, use_bin_type=True, buf_size=1024)
+        self._pack: Callable[[object], bytes] = packer.pack
+
+    def encode(self, value: object) -> bytes:
+        """Return the encoding of ``value``.
+
+        Raises:
+            NotATree: ``value`` holds an object twice, or something msgpack would change.
+            Exception: Anything else means ``value`` cannot be encoded; the graph encoder
+                says why, with a path.
+        """
+        try:
+            cls = type(value)
+            if cls is list:
+                self._seen.add(id(value))
+                self._items(value)  # type: ignore[arg-type]
+            elif cls is dict:
+                self._seen.add(id(value))
+                self._mapping(value)  # type: ignore[arg-type]
+            elif cls in _CHANGED_BY_MSGPACK:
+                raise NotATree
+            return self._pack(value)
+        finally:
+            self._seen.clear()
+
+    def close(self) -> None:
+        """Let the packer (and its buffer) go now: it and this encoder refer to each other."""
+        self._pack = _closed
+
+    # ---------------------------------------------------------------------- the walk
+    def _items(self, items: Collection[object]) -> None:
+        """Note and walk the lists and dicts among ``items``; check the rest is packable."""
+        if len(items) >= _MANY and ATOMIC.issuperset(map(type, items)):
+            return
+        seen = self._seen
+        for item in items:
+            cls = type(item)
+            if cls in ATOMIC:
+                continue
+            if cls is dict:
+                key = id(item)
+                if key in seen:
+                    raise NotATree
+                seen.add(key)
+                if item:
+                    self._mapping(item)  # type: ignore[arg-type]
+            elif cls is list:
+                key = id(item)
+                if key in seen:
+                    raise NotATree
+                seen.add(key)
+                if item:
+                    self._items(item)  # type: ignore[arg-type]
+            elif cls in _CHANGED_BY_MSGPACK:
+                raise NotATree
+            # Anything else goes through the hook, which looks at it then.
+
+    def _mapping(self, mapping: Mapping[object, object]) -> None:
+        # Keys are hashable, so never lists or dicts: only the types msgpack would change
+        # need checking (other keys that are not atomic go through the hook).
+        for key in mapping:
+            if type(key) is not str and type(key) in _CHANGED_BY_MSGPACK:
+                raise NotATree
+        self._items(mapping.values())
+
+    def _note(self, obj: object) -> None:
+        key = id(obj)
+        if key in self._seen:
+            raise NotATree
+        self._seen.add(key)
+
+    # ---------------------------------------------------------------------- the hook
+    def _default(self, obj: Any) -> object:
+        cls = type(obj)
+        if cls is tuple:
+            self._items(obj)
+            return [TUPLE_MARKER, *obj]
+        encode = _LEAVES.get(cls)
+        if encode is not None:
+            return encode(obj)
+        entry = _OBJECTS.get(cls)
+        if entry is None:
+            return self._other(obj)
+        key = id(obj)
+        if key in self._seen:
+            raise NotATree
+        self._seen.add(key)
+        return entry[0](self, obj, entry[1])
+
+    def _other(self, obj: Any) -> object:
+        """Encode a set or frozenset, or an instance of a class met for the first time."""
+        cls = type(obj)
+        if cls is frozenset:
+            self._items(obj)
+            return [FROZENSET_MARKER, *obj]
+        if cls is set:
+            self._note(obj)
+            self._items(obj)
+            return [SET_MARKER, *obj]
+        learned = _learn(cls)
+        if not isinstance(learned, tuple):
+            return learned(obj)
+        self._note(obj)  # a class not kept by name (see _learn) is encoded all the same
+        method, info = learned
+        return method(self, obj, info)
+
+    def _dataclass(self, obj: object, info: ClassInfo) -> object:
+        state = obj.__dict__
+        # Only the values need a look: attribute names are strings, which msgpack packs
+        # as they are. The same holds for the other attribute maps below.
+        self._items(state.values())
+        return [info.marker, state]
+
+    def _slotted(self, obj: object, info: ClassInfo) -> object:
+        state = object_state(obj, info)
+        self._items(state.values())
+        return [info.marker, state]
+
+    def _pydantic(self, model: object, info: ClassInfo) -> object:
+        state: dict[str, Any] = pydantic_state(model)
+        self._items(state["fields"].values())
+        for slot in PYDANTIC_SLOTS:
+            if state.get(slot):
+                self._items(state[slot].values())
+        return [info.marker, state]
+
+    def _exception(self, exc: BaseException, info: ClassInfo) -> object:
+        content = exception_content(exc, info)
+        builtin_fields: dict[str, object] = content[-1]  # type: ignore[assignment]
+        self._items(exc.args)  # content holds a copy of them as a list
+        self._items(exc.__dict__.values())
+        self._items(builtin_fields.values())
+        return [info.marker, *content]
+
+
+def _closed(value: object) -> bytes:
+    raise RuntimeError("TreeEncoder used after close()")
+
+
+_Leaf = Callable[[Any], object]
+_Method = Callable[[TreeEncoder, Any, ClassInfo], object]
+_Entry = tuple[_Method, ClassInfo]
+
+# Values with no identity and nothing inside to walk: encoded on their own.
+_LEAVES: dict[type, _Leaf] = {
+    cls: encode for cls, encode in BUILTIN_ENCODERS.items() if cls not in (tuple, set, frozenset)
+}
+# Instances of user classes with an identity, by class: how to walk and encode them.
+_OBJECTS: dict[type, _Entry] = {}
+_METHODS: Final[dict[int, _Method]] = {
+    c.DATACLASS: TreeEncoder._dataclass,
+    c.PYDANTIC: TreeEncoder._pydantic,
+    c.EXCEPTION: TreeEncoder._exception,
+}
+
+
+def _learn(cls: type) -> _Leaf | _Entry:
+    """Sort out how to encode instances of ``cls``; remember it if ``cls`` is kept by name.
+
+    Returns:
+        The encoder of a leaf value (an Enum member, a class), or the method and class
+        info for an object with an identity.
+
+    Raises:
+        EncodeFailure: Instances of ``cls`` cannot be encoded.
+    """
+    if issubclass(cls, type):  # the value is itself a class: cls is its metaclass
+        _LEAVES[cls] = c.class_ref
+        return c.class_ref
+    info = c.class_info(cls)
+    if info.code == c.ENUM:
+        marker = info.marker
+        leaf: _Leaf = lambda member: [marker, enum_name(member)]  # noqa: E731
+        if c.is_cached(cls):
+            _LEAVES[cls] = leaf
+        return leaf
+    method = _METHODS[info.code]
+    if info.code == c.DATACLASS and (info.slot_fields or not info.has_dict):
+        method = TreeEncoder._slotted
+    entry = (method, info)
+    if c.is_cached(cls):  # classes not found by name (local ones) are not kept alive
+        _OBJECTS[cls] = entry
+    return entry
+
+
+_IDLE: list[TreeEncoder] = []  # encoders not in use; list.pop and append are thread-safe
+_MAX_IDLE: Final = 4
+# A packer keeps the largest buffer it ever needed: after big values, make a new one.
+_MAX_KEPT: Final = 64 * 1024
+
+
+def encode_tree(value: object) -> bytes:
+    """Encode ``value`` if it holds no object twice (see the module docstring).
+
+    Raises:
+        NotATree: ``value`` holds an object twice, or something msgpack would change.
+        Exception: Anything else means ``value`` cannot be encoded.
+    """
+    try:
+        encoder = _IDLE.pop()
+    except IndexError:
+        encoder = TreeEncoder()
+    try:
+        data = encoder.encode(value)
+    except BaseException:
+        encoder.close()  # its buffer may have grown
+        raise
+    if len(data) <= _MAX_KEPT and len(_IDLE) < _MAX_IDLE:
+        _IDLE.append(encoder)
+    else:
+        encoder.close()
+    return data
