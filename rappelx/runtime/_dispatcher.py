@@ -247,11 +247,27 @@ class Dispatcher:
             self._queue_waiting = True
             while self._free() > 0:
                 limit = min(self._free(), self._config.batch_size)
-                claimed = await self._leasing(functools.partial(self._claim, store, limit))
-                self._submit(claimed)
+                claimed = await self._claim(store, limit)
                 if len(claimed) < limit:
                     self._queue_waiting = False
                     break
+
+    async def _claim(self, store: PgStore, limit: int) -> list[Claimed]:
+        """Lease up to ``limit`` queued actions and submit those that still fit.
+
+        A claim holds no slots while it runs: batches stepping meanwhile lease their
+        new actions directly (saving them the queue and this round trip), and if they
+        took the slots the claim counted on, the claimed attempts that no longer fit
+        are handed back to the queue, still in their turn.
+        """
+        claimed = await self._retrying(lambda: store.claim(self._ctx, limit))
+        room = self._free()
+        self._submit(claimed[:room])
+        if len(claimed) > room:
+            self._queue_waiting = True
+            excess = [c.lease_id for c in claimed[room:]]
+            await self._retrying(lambda: store.hand_back(self.id, excess))
+        return claimed
 
     async def _tick_loop(self) -> None:
         store = self._require_store()
@@ -322,9 +338,6 @@ class Dispatcher:
         finally:
             grant.release()
 
-    def _claim(self, store: PgStore, limit: int, grant: LeaseGrant) -> Awaitable[list[Claimed]]:
-        return store.claim(self._ctx, grant.take(limit))
-
     def _apply(
         self, store: PgStore, completions: list[Completion], grant: LeaseGrant
     ) -> Awaitable[Applied]:
@@ -338,7 +351,16 @@ class Dispatcher:
                 _log.error("result for unknown lease %d dropped", r.token)
                 continue
             completions.append(
-                Completion(r.token, claimed.instance_id, r.ok, r.payload, r.duration, r.infra)
+                Completion(
+                    lease_id=r.token,
+                    instance_id=claimed.instance_id,
+                    action_id=claimed.action_id,
+                    version=claimed.version,
+                    ok=r.ok,
+                    payload=r.payload,
+                    duration=r.duration,
+                    infra=r.infra,
+                )
             )
         return completions
 

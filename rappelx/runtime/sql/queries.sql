@@ -116,7 +116,17 @@ SET status = 'running', lease_id = nextval('rappelx_lease_ids'), lease_owner = $
     deadline = now() + make_interval(secs => a.timeout + $5)
 FROM candidates AS c
 WHERE a.instance_id = c.instance_id AND a.action_id = c.action_id AND a.attempt = c.attempt
-RETURNING a.lease_id, a.instance_id, a.action_id, a.attempt, a.name, a.payload, a.timeout;
+RETURNING a.lease_id, a.instance_id, a.action_id, a.attempt, a.name, a.payload, a.timeout,
+    a.version;
+
+-- name: hand_back_claims
+-- Put attempts a dispatcher claimed but found no worker slot for back in the queue,
+-- in the turn they had (ready_at unchanged) and without counting anything.
+-- $1: owner uuid, $2: lease ids bigint[]
+UPDATE rappelx_actions
+SET status = 'ready', lease_id = NULL, lease_owner = NULL, started_at = NULL,
+    deadline = NULL
+WHERE lease_id = ANY($2::bigint[]) AND status = 'running' AND lease_owner = $1;
 
 -- name: reclaim_lost
 -- Take back running actions whose lease is lost. If their dispatcher's heartbeat
@@ -184,6 +194,50 @@ SET status = 'ready', ready_at = now(), lease_id = NULL, lease_owner = NULL,
 FROM orphans AS o
 WHERE a.instance_id = o.instance_id AND a.action_id = o.action_id AND a.attempt = o.attempt
 RETURNING a.queue;
+
+-- name: find_due_work
+-- What the tick can advance without locking first, read without locks: queued starts
+-- not being cancelled (kind 'start') and running instances with due timers (kind
+-- 'timer', one row per due timer), each with its instance row; a row of kind 'other'
+-- when cancellations or stranded actions wait (those take lock_due_work); and in how
+-- many seconds the next timer not yet due comes due (kind 'next'; NULL: none).
+-- $1: versions text[], $2: limit per kind
+WITH starts AS (
+    SELECT id, workflow, version, seq, state, input
+    FROM rappelx_instances
+    WHERE status = 'pending' AND NOT cancel_requested AND version = ANY($1::text[])
+    ORDER BY created_at
+    LIMIT $2
+), due AS (
+    SELECT instance_id, timer_id, due_at
+    FROM rappelx_timers
+    WHERE due_at <= now() AND version = ANY($1::text[])
+    ORDER BY due_at
+    LIMIT $2
+)
+SELECT 'start' AS kind, id, workflow, version, seq, state, input,
+       NULL::integer AS timer_id, NULL::timestamptz AS due_at, NULL::float8 AS next_due
+FROM starts
+UNION ALL
+SELECT 'timer', i.id, i.workflow, i.version, i.seq, i.state, NULL, d.timer_id, d.due_at,
+       NULL
+FROM due AS d
+JOIN rappelx_instances AS i ON i.id = d.instance_id AND i.status = 'running'
+UNION ALL
+SELECT 'other', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+WHERE EXISTS (
+    SELECT 1 FROM rappelx_instances
+    WHERE cancel_requested AND status IN ('pending', 'running')
+      AND version = ANY($1::text[])
+) OR EXISTS (
+    SELECT 1 FROM rappelx_actions
+    WHERE status IN ('lost', 'overdue') AND version = ANY($1::text[])
+)
+UNION ALL
+SELECT 'next', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       EXTRACT(EPOCH FROM min(due_at) - now())::float8
+FROM rappelx_timers
+WHERE due_at > now() AND version = ANY($1::text[]);
 
 -- name: lock_due_work
 -- Lock up to $2 instances of each kind that have work found in the database: queued
@@ -394,6 +448,124 @@ WITH instances AS (
 SELECT
     (SELECT count(pg_notify('rappelx_actions', q)) FROM unnest($24::text[]) AS q) AS woken,
     (SELECT count(pg_notify('rappelx_done', p)) FROM unnest($25::text[]) AS p) AS told,
+    (SELECT array_agg(lease_id) FROM actions WHERE lease_id IS NOT NULL) AS lease_ids,
+    (SELECT array_agg(instance_id) FROM actions WHERE lease_id IS NOT NULL) AS lease_instances,
+    (SELECT array_agg(action_id) FROM actions WHERE lease_id IS NOT NULL) AS lease_actions,
+    (SELECT array_agg(attempt) FROM actions WHERE lease_id IS NOT NULL) AS lease_attempts;
+
+-- name: apply_if_current
+-- Write steps the caller took without holding locks (from states it had cached or
+-- read), with the worker results and fired timers behind them, in one statement (one
+-- round trip, one commit), for the instances that are still as the caller saw them:
+-- at the seq it stepped from (the seq counts every transition) and with every
+-- reported lease current. Those are locked (instances first, in the order of $1,
+-- which the caller sorts; then their action rows) and written like apply_steps
+-- writes; the others are left untouched, for the caller to apply under locks.
+-- Returns the ids written and the leases taken, as parallel arrays.
+-- $1: instance ids uuid[] (sorted), $2: statuses text[], $3: states bytea[],
+-- $4: results bytea[], $5: errors bytea[], $6: the seqs they were cached at bigint[],
+-- $7: results reported per instance int[],
+-- $8: action instance ids uuid[], $9: action ids int[], $10: attempts int[],
+-- $11: action names text[], $12: queues text[], $13: versions text[],
+-- $14: payloads bytea[], $15: timeouts float8[] (NULL: none), $16: lease now bool[],
+-- $17: delays float8[],
+-- $18: timer instance ids uuid[], $19: timer ids int[], $20: timer versions text[],
+-- $21: timer delays float8[], $22: owner uuid, $23: grace seconds,
+-- $24: queues to wake text[],
+-- $25: reported lease ids bigint[], $26: their instance ids uuid[], $27: ok bool[],
+-- $28: encoded value or error bytea[], $29: durations float8[],
+-- $30: fired timers' instance ids uuid[], $31: their timer ids int[]
+WITH candidates AS (
+    SELECT c.*
+    FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[],
+                $6::bigint[], $7::int[])
+        AS c(id, status, state, result, error, seq, reports)
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM rappelx_instances
+        WHERE id = c.id AND seq = c.seq AND status IN ('pending', 'running')
+        FOR UPDATE
+    ) AS locked
+), reported AS (
+    SELECT r.*, a.action_id, a.attempt
+    FROM unnest($25::bigint[], $26::uuid[], $27::bool[], $28::bytea[], $29::float8[])
+        AS r(lease_id, instance_id, ok, payload, duration)
+    CROSS JOIN LATERAL (
+        SELECT action_id, attempt FROM rappelx_actions
+        WHERE lease_id = r.lease_id AND status = 'running' AND instance_id = r.instance_id
+        FOR UPDATE
+    ) AS a
+    -- Evaluated once, first: every instance lock is taken before any action row lock.
+    WHERE (SELECT count(*) FROM candidates) >= 0
+      AND r.instance_id IN (SELECT id FROM candidates)
+), valid AS (
+    SELECT c.*
+    FROM candidates AS c
+    LEFT JOIN (SELECT instance_id, count(*) AS n FROM reported GROUP BY instance_id) AS r
+        ON r.instance_id = c.id
+    WHERE coalesce(r.n, 0) = c.reports
+), instances AS (
+    UPDATE rappelx_instances AS i
+    SET status = v.status, state = v.state, result = v.result, error = v.error,
+        seq = i.seq + 1, updated_at = now(),
+        finished_at = CASE WHEN v.status IN ('completed', 'failed', 'cancelled')
+                           THEN now() END
+    FROM valid AS v
+    WHERE i.id = v.id
+), recorded AS (
+    UPDATE rappelx_actions AS a
+    SET status = CASE WHEN r.ok THEN 'completed' ELSE 'failed' END,
+        result = r.payload, duration = r.duration, finished_at = now(), ready_at = now(),
+        deadline = NULL
+    FROM reported AS r
+    WHERE a.instance_id = r.instance_id AND a.action_id = r.action_id
+      AND a.attempt = r.attempt AND r.instance_id IN (SELECT id FROM valid)
+), actions AS (
+    INSERT INTO rappelx_actions (instance_id, action_id, attempt, name, queue, version,
+                                 payload, timeout, ready_at, status, lease_id,
+                                 lease_owner, started_at, deadline)
+    SELECT n.instance_id, n.action_id, n.attempt, n.name, n.queue, n.version, n.payload,
+           n.timeout, clock_timestamp() + make_interval(secs => n.delay),
+           CASE WHEN n.lease THEN 'running' ELSE 'ready' END,
+           CASE WHEN n.lease THEN nextval('rappelx_lease_ids') END,
+           CASE WHEN n.lease THEN $22::uuid END,
+           CASE WHEN n.lease THEN now() END,
+           CASE WHEN n.lease THEN now() + make_interval(secs => n.timeout + $23) END
+    FROM unnest($8::uuid[], $9::int[], $10::int[], $11::text[], $12::text[], $13::text[],
+                $14::bytea[], $15::float8[], $16::bool[], $17::float8[])
+        AS n(instance_id, action_id, attempt, name, queue, version, payload, timeout,
+             lease, delay)
+    WHERE n.instance_id IN (SELECT id FROM valid)
+    RETURNING instance_id, action_id, attempt, lease_id
+), timers AS (
+    INSERT INTO rappelx_timers (instance_id, timer_id, version, due_at)
+    SELECT t.instance_id, t.timer_id, t.version,
+           clock_timestamp() + make_interval(secs => t.delay)
+    FROM unnest($18::uuid[], $19::int[], $20::text[], $21::float8[])
+        AS t(instance_id, timer_id, version, delay)
+    WHERE t.instance_id IN (SELECT id FROM valid)
+), fired AS (
+    DELETE FROM rappelx_timers AS t
+    USING unnest($30::uuid[], $31::int[]) AS f(instance_id, timer_id)
+    WHERE t.instance_id = f.instance_id AND t.timer_id = f.timer_id
+      AND f.instance_id IN (SELECT id FROM valid)
+), finished AS (
+    SELECT id, (row_number() OVER (ORDER BY id) - 1) / 200 AS chunk
+    FROM valid WHERE status IN ('completed', 'failed', 'cancelled')
+), dropped_actions AS (
+    -- Not the attempts recorded above: one statement must not update a row twice.
+    UPDATE rappelx_actions
+    SET status = 'cancelled', finished_at = now(), lease_id = NULL, deadline = NULL
+    WHERE instance_id IN (SELECT id FROM finished)
+      AND status IN ('ready', 'running', 'lost', 'overdue')
+      AND (lease_id IS NULL OR lease_id NOT IN (SELECT lease_id FROM reported))
+), dropped_timers AS (
+    DELETE FROM rappelx_timers WHERE instance_id IN (SELECT id FROM finished)
+)
+SELECT
+    (SELECT array_agg(id) FROM valid) AS applied,
+    (SELECT count(pg_notify('rappelx_actions', q)) FROM unnest($24::text[]) AS q) AS woken,
+    (SELECT count(pg_notify('rappelx_done', p))
+     FROM (SELECT string_agg(id::text, ',') AS p FROM finished GROUP BY chunk) AS n) AS told,
     (SELECT array_agg(lease_id) FROM actions WHERE lease_id IS NOT NULL) AS lease_ids,
     (SELECT array_agg(instance_id) FROM actions WHERE lease_id IS NOT NULL) AS lease_instances,
     (SELECT array_agg(action_id) FROM actions WHERE lease_id IS NOT NULL) AS lease_actions,
