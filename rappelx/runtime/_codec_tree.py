@@ -53,88 +53,93 @@ _MANY: Final = 16
 
 
 class TreeEncoder:
-    """Packs values that hold no object twice. Reusable, for one value at a time."""
+    """The walk and the packer's hook of :func:`encode_tree`, for one value at a time."""
 
-    __slots__ = ("_pack", "_seen")
+    __slots__ = ("pack", "seen")
 
     def __init__(self) -> None:
-        self._seen: set[int] = set()  # id() of every list, dict and object met so far
+        self.seen: set[int] = set()  # id() of every list, dict and object met so far
         packer = Packer(default=self._default, strict_types=True, use_bin_type=True, buf_size=1024)
-        self._pack: Callable[[object], bytes] = packer.pack
-
-    def encode(self, value: object) -> bytes:
-        """Return the encoding of ``value``.
-
-        Raises:
-            NotATree: ``value`` holds an object twice, or something msgpack would change.
-            Exception: Anything else means ``value`` cannot be encoded; the graph encoder
-                says why, with a path.
-        """
-        try:
-            cls = type(value)
-            if cls is list:
-                self._seen.add(id(value))
-                self._items(value)  # type: ignore[arg-type]
-            elif cls is dict:
-                self._seen.add(id(value))
-                self._mapping(value)  # type: ignore[arg-type]
-            elif cls in _CHANGED_BY_MSGPACK:
-                raise NotATree
-            return self._pack(value)
-        finally:
-            self._seen.clear()
+        self.pack: Callable[[object], bytes] = packer.pack
 
     def close(self) -> None:
         """Let the packer (and its buffer) go now: it and this encoder refer to each other."""
-        self._pack = _closed
+        self.pack = _closed
 
     # ---------------------------------------------------------------------- the walk
-    def _items(self, items: Collection[object]) -> None:
-        """Note and walk the lists and dicts among ``items``; check the rest is packable."""
+    def walk(self, items: Collection[object]) -> None:
+        """Note and walk the lists and dicts among ``items``; check the rest is packable.
+
+        Everything else among them is left to the hook, which looks at it when the packer
+        gets to it. (This loop and the one in walk_mapping are twins, not one helper:
+        they run once per item, where a call per item would double the cost.)
+        """
         if len(items) >= _MANY and ATOMIC.issuperset(map(type, items)):
             return
-        seen = self._seen
+        seen = self.seen
         for item in items:
             cls = type(item)
             if cls in ATOMIC:
                 continue
             if cls is dict:
-                key = id(item)
-                if key in seen:
+                ref = id(item)
+                if ref in seen:
                     raise NotATree
-                seen.add(key)
+                seen.add(ref)
                 if item:
-                    self._mapping(item)  # type: ignore[arg-type]
+                    self.walk_mapping(item)  # type: ignore[arg-type]
             elif cls is list:
-                key = id(item)
-                if key in seen:
+                ref = id(item)
+                if ref in seen:
                     raise NotATree
-                seen.add(key)
+                seen.add(ref)
                 if item:
-                    self._items(item)  # type: ignore[arg-type]
+                    self.walk(item)  # type: ignore[arg-type]
             elif cls in _CHANGED_BY_MSGPACK:
                 raise NotATree
-            # Anything else goes through the hook, which looks at it then.
 
-    def _mapping(self, mapping: Mapping[object, object]) -> None:
-        # Keys are hashable, so never lists or dicts: only the types msgpack would change
-        # need checking (other keys that are not atomic go through the hook).
-        for key in mapping:
+    def walk_mapping(self, mapping: Mapping[object, object]) -> None:
+        """:meth:`walk` for a dict's values, and a check of its keys (one loop for both)."""
+        seen = self.seen
+        for key, item in mapping.items():
+            # Keys are hashable, so never lists or dicts, and the hook gets those msgpack
+            # does not pack itself: only the types msgpack would change need checking.
             if type(key) is not str and type(key) in _CHANGED_BY_MSGPACK:
                 raise NotATree
-        self._items(mapping.values())
+            cls = type(item)  # from here on, as in walk()
+            if cls in ATOMIC:
+                continue
+            if cls is dict:
+                ref = id(item)
+                if ref in seen:
+                    raise NotATree
+                seen.add(ref)
+                if item:
+                    self.walk_mapping(item)  # type: ignore[arg-type]
+            elif cls is list:
+                ref = id(item)
+                if ref in seen:
+                    raise NotATree
+                seen.add(ref)
+                if item:
+                    self.walk(item)  # type: ignore[arg-type]
+            elif cls in _CHANGED_BY_MSGPACK:
+                raise NotATree
 
     def _note(self, obj: object) -> None:
-        key = id(obj)
-        if key in self._seen:
+        ref = id(obj)
+        if ref in self.seen:
             raise NotATree
-        self._seen.add(key)
+        self.seen.add(ref)
 
     # ---------------------------------------------------------------------- the hook
     def _default(self, obj: Any) -> object:
         cls = type(obj)
         if cls is tuple:
-            self._items(obj)
+            for item in obj:  # most tuples hold only atomic values: no call for them
+                if type(item) not in ATOMIC:
+                    self.walk(obj)
+                    break
             return [TUPLE_MARKER, *obj]
         encode = _LEAVES.get(cls)
         if encode is not None:
@@ -142,21 +147,21 @@ class TreeEncoder:
         entry = _OBJECTS.get(cls)
         if entry is None:
             return self._other(obj)
-        key = id(obj)
-        if key in self._seen:
+        ref = id(obj)  # as _note() does, inline: this runs once per object
+        if ref in self.seen:
             raise NotATree
-        self._seen.add(key)
+        self.seen.add(ref)
         return entry[0](self, obj, entry[1])
 
     def _other(self, obj: Any) -> object:
         """Encode a set or frozenset, or an instance of a class met for the first time."""
         cls = type(obj)
         if cls is frozenset:
-            self._items(obj)
+            self.walk(obj)
             return [FROZENSET_MARKER, *obj]
         if cls is set:
             self._note(obj)
-            self._items(obj)
+            self.walk(obj)
             return [SET_MARKER, *obj]
         learned = _learn(cls)
         if not isinstance(learned, tuple):
@@ -169,28 +174,28 @@ class TreeEncoder:
         state = obj.__dict__
         # Only the values need a look: attribute names are strings, which msgpack packs
         # as they are. The same holds for the other attribute maps below.
-        self._items(state.values())
+        self.walk(state.values())
         return [info.marker, state]
 
     def _slotted(self, obj: object, info: ClassInfo) -> object:
         state = object_state(obj, info)
-        self._items(state.values())
+        self.walk(state.values())
         return [info.marker, state]
 
     def _pydantic(self, model: object, info: ClassInfo) -> object:
         state: dict[str, Any] = pydantic_state(model)
-        self._items(state["fields"].values())
+        self.walk(state["fields"].values())
         for slot in PYDANTIC_SLOTS:
             if state.get(slot):
-                self._items(state[slot].values())
+                self.walk(state[slot].values())
         return [info.marker, state]
 
     def _exception(self, exc: BaseException, info: ClassInfo) -> object:
         content = exception_content(exc, info)
         builtin_fields: dict[str, object] = content[-1]  # type: ignore[assignment]
-        self._items(exc.args)  # content holds a copy of them as a list
-        self._items(exc.__dict__.values())
-        self._items(builtin_fields.values())
+        self.walk(exc.args)  # content holds a copy of them as a list
+        self.walk(exc.__dict__.values())
+        self.walk(builtin_fields.values())
         return [info.marker, *content]
 
 
@@ -255,17 +260,30 @@ def encode_tree(value: object) -> bytes:
 
     Raises:
         NotATree: ``value`` holds an object twice, or something msgpack would change.
-        Exception: Anything else means ``value`` cannot be encoded.
+        Exception: Anything else means ``value`` cannot be encoded; the graph encoder
+            says why, with a path.
     """
     try:
         encoder = _IDLE.pop()
     except IndexError:
         encoder = TreeEncoder()
+    seen = encoder.seen
     try:
-        data = encoder.encode(value)
+        cls = type(value)
+        if cls is list:
+            seen.add(id(value))
+            encoder.walk(value)  # type: ignore[arg-type]
+        elif cls is dict:
+            seen.add(id(value))
+            encoder.walk_mapping(value)  # type: ignore[arg-type]
+        elif cls in _CHANGED_BY_MSGPACK:
+            raise NotATree
+        data = encoder.pack(value)
     except BaseException:
+        seen.clear()
         encoder.close()  # its buffer may have grown
         raise
+    seen.clear()
     if len(data) <= _MAX_KEPT and len(_IDLE) < _MAX_IDLE:
         _IDLE.append(encoder)
     else:
