@@ -98,24 +98,33 @@ RETURNING id;
 DELETE FROM rappelx_dispatchers WHERE id = $1;
 
 -- name: claim_actions
--- Lease up to $3 ready actions of the given queues and versions to dispatcher $4.
+-- Lease up to $3 ready actions of the given queues and versions to dispatcher $4,
+-- oldest first. Each queue is read in ready_at order from its own index range, so a
+-- claim reads about as many rows as it takes, however long the queue.
 -- The deadline is when a lost lease is presumed: the timeout plus a grace period.
 -- $1: queues text[], $2: versions text[], $3: limit, $4: owner uuid, $5: grace seconds
 WITH candidates AS (
-    SELECT instance_id, action_id, attempt
-    FROM rappelx_actions
-    WHERE status = 'ready' AND queue = ANY($1::text[]) AND version = ANY($2::text[])
-      AND ready_at <= now()
-    ORDER BY ready_at
+    SELECT c.tid
+    FROM unnest($1::text[]) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT ctid AS tid, ready_at
+        FROM rappelx_actions
+        WHERE status = 'ready' AND queue = q.name AND version = ANY($2::text[])
+          AND ready_at <= now()
+        ORDER BY ready_at
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    ORDER BY c.ready_at
     LIMIT $3
-    FOR UPDATE SKIP LOCKED
 )
+-- By ctid: the rows are locked by this statement, and a ctid probe needs no estimate.
 UPDATE rappelx_actions AS a
 SET status = 'running', lease_id = nextval('rappelx_lease_ids'), lease_owner = $4,
     started_at = now(),
     deadline = now() + make_interval(secs => a.timeout + $5)
 FROM candidates AS c
-WHERE a.instance_id = c.instance_id AND a.action_id = c.action_id AND a.attempt = c.attempt
+WHERE a.ctid = c.tid
 RETURNING a.lease_id, a.instance_id, a.action_id, a.attempt, a.name, a.payload, a.timeout,
     a.version;
 
