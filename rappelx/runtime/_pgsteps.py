@@ -76,7 +76,9 @@ class WorkflowLike(Protocol):
     def engine(self) -> EngineLike: ...
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per action on the hot path, and a frozen dataclass's
+# __init__ costs five times as much (each field set through object.__setattr__).
+@dataclass(slots=True)
 class LockedInstance:
     """An unfinished instance row this transaction holds the lock of."""
 
@@ -141,7 +143,9 @@ class StateCache:
             self._entries.popitem(last=False)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per action on the hot path, and a frozen dataclass's
+# __init__ costs five times as much (each field set through object.__setattr__).
+@dataclass(slots=True)
 class NewAction:
     """An action attempt that the batch inserts."""
 

@@ -55,7 +55,9 @@ class NewInstance:
     input: bytes
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per action on the hot path, and a frozen dataclass's
+# __init__ costs five times as much (each field set through object.__setattr__).
+@dataclass(slots=True)
 class Claimed:
     """An action attempt leased to this dispatcher; ``lease_id`` is the pool token."""
 
@@ -69,7 +71,9 @@ class Claimed:
     version: str
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per action on the hot path, and a frozen dataclass's
+# __init__ costs five times as much (each field set through object.__setattr__).
+@dataclass(slots=True)
 class Completion:
     """What a worker reported for the lease ``lease_id`` (of an attempt of ``action_id``
     of an instance of workflow ``version``)."""

@@ -42,7 +42,9 @@ _OUTPUT_GRACE = 1.0
 _MAX_RESPAWN_DELAY = 30.0
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per action on the hot path, and a frozen dataclass's
+# __init__ costs five times as much (each field set through object.__setattr__).
+@dataclass(slots=True)
 class Task:
     """One attempt of one action, as the pool runs it.
 
@@ -60,7 +62,9 @@ class Task:
     timeout: float | None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per action on the hot path, and a frozen dataclass's
+# __init__ costs five times as much (each field set through object.__setattr__).
+@dataclass(slots=True)
 class TaskResult:
     """What became of a :class:`Task`.
 
