@@ -54,9 +54,11 @@ def dumps(value: object) -> bytes:
             ``value['user'].conn``.
     """
     try:
-        return encode_tree(value)
-    except Exception:  # something shared, a cycle, or an error: sorted out below
-        pass
+        data = encode_tree(value)
+    except Exception:  # cannot be encoded: the graph encoder below says why, with a path
+        data = None
+    if data is not None:
+        return data
     shared = find_shared(value)
     if shared is None:
         try:

@@ -50,6 +50,18 @@ EXCEPTION: Final = 20  # marker, data = class name: [m, message, args, attrs, ca
 #                        context, suppress_context, builtin fields]
 CLASS: Final = 21  # value: a class itself (say in a RetryPolicy); data = class name
 
+
+def new_ext(code: int, data: bytes) -> ExtType:
+    """Return ``ExtType(code, data)``, for the codec's own codes and data.
+
+    ExtType checks its arguments in Python, which costs about as much as packing the
+    value; the codec's codes and data need no checking.
+    """
+    return _new_tuple(ExtType, (code, data))
+
+
+_new_tuple = tuple.__new__
+
 # Values msgpack packs natively and unpacks back to the very same type.
 ATOMIC: Final[frozenset[type]] = frozenset({type(None), bool, int, float, str, bytes})
 # Builtin values encoded as one ext each, with no children to look into.

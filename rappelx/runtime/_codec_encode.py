@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from msgpack import ExtType, Packer
 
 from rappelx.runtime import _codec_classes as c
-from rappelx.runtime._codec_classes import ClassInfo, EncodeFailure
+from rappelx.runtime._codec_classes import ClassInfo, EncodeFailure, new_ext
 
 # Markers of the builtin kinds: they name no class, so their data is empty.
 TUPLE_MARKER: Final = ExtType(c.TUPLE, b"")
@@ -82,7 +82,7 @@ def _encode_with(marker: ExtType, content: Callable[[Any], object]) -> Callable[
 # ---------------------------------------------------------------------------- builtins
 def _encode_bigint(value: int) -> ExtType:
     # Reached only for ints beyond msgpack's 64-bit range (the packer overflowed).
-    return ExtType(c.BIGINT, value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True))
+    return new_ext(c.BIGINT, value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True))
 
 
 def encode_tz(tz: tzinfo | None) -> object:
@@ -133,11 +133,11 @@ BUILTIN_ENCODERS: Final[dict[type, Callable[[Any], object]]] = {
     set: lambda value: [SET_MARKER, *value],
     frozenset: lambda value: [FROZENSET_MARKER, *value],
     datetime: _encode_datetime,
-    date: lambda value: ExtType(c.DATE, value.toordinal().to_bytes(4, "big")),
+    date: lambda value: new_ext(c.DATE, value.toordinal().to_bytes(4, "big")),
     time: _encode_time,
     timedelta: lambda value: [TIMEDELTA_MARKER, value.days, value.seconds, value.microseconds],
-    UUID: lambda value: ExtType(c.UUID_, value.bytes),
-    Decimal: lambda value: ExtType(c.DECIMAL, str(value).encode("ascii")),
+    UUID: lambda value: new_ext(c.UUID_, value.bytes),
+    Decimal: lambda value: new_ext(c.DECIMAL, str(value).encode("ascii")),
 }
 # The builtin encoders, plus one per user class met (only classes reachable by name).
 _ENCODERS: dict[type, Callable[[Any], object]] = dict(BUILTIN_ENCODERS)

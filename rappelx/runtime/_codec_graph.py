@@ -21,7 +21,7 @@ from typing import Any, Final
 from msgpack import ExtType, Packer
 
 from rappelx.runtime import _codec_classes as c
-from rappelx.runtime._codec_classes import ATOMIC, ClassInfo, EncodeFailure
+from rappelx.runtime._codec_classes import ATOMIC, ClassInfo, EncodeFailure, new_ext
 from rappelx.runtime._codec_encode import (
     BUILTIN_ENCODERS,
     FROZENSET_MARKER,
@@ -95,9 +95,9 @@ class GraphEncoder:
                     f"the {c.type_name(type(obj))} exception group contains itself; an "
                     f"exception group is rebuilt from its args, so it cannot"
                 )
-            return ExtType(c.REF, ref.to_bytes(4, "big"))
+            return new_ext(c.REF, ref.to_bytes(4, "big"))
         ref = self._refs[key] = len(self._refs)
-        return ExtType(c.SHARED, ref.to_bytes(4, "big") + bytes([code]) + name)
+        return new_ext(c.SHARED, ref.to_bytes(4, "big") + bytes([code]) + name)
 
     def _start(self, marker: ExtType | None, length: int) -> None:
         """Write the array header and marker that open a ``[marker, *content]`` list."""
@@ -139,7 +139,7 @@ class GraphEncoder:
     def _bytearray(self, obj: bytearray) -> None:
         marker = self._define(obj, c.BYTEARRAY)
         if marker is None:
-            self._pack(ExtType(c.BYTEARRAY, bytes(obj)))
+            self._pack(new_ext(c.BYTEARRAY, bytes(obj)))
         elif marker.code == c.REF:
             self._pack(marker)
         else:

@@ -12,10 +12,11 @@ returns what ``_codec_encode`` returns for them. So each object is looked at onc
 either the walk or the hook, and the bytes are those of the plain encoding.
 
 The walk does not look into tuples, frozensets or objects it meets: the hook does, when
-the packer gets to them. It stops with :class:`NotATree` when an object turns up a second
-time (shared, or a cycle) or when msgpack would change a type; any other exception means
-the value cannot be encoded. Either way the caller falls back to ``_codec_scan`` and
-``_codec_graph``, which encode shared objects and report errors with their path.
+the packer gets to them. When an object turns up a second time (shared, or a cycle) or
+msgpack would change a type, :func:`encode_tree` returns None (the hook stops the packer
+with :class:`NotATree` to get there); an exception means the value cannot be encoded.
+Either way the caller falls back to ``_codec_scan`` and ``_codec_graph``, which encode
+shared objects and report errors with their path.
 """
 
 from __future__ import annotations
@@ -67,15 +68,18 @@ class TreeEncoder:
         self.pack = _closed
 
     # ---------------------------------------------------------------------- the walk
-    def walk(self, items: Collection[object]) -> None:
+    def walk(self, items: Collection[object]) -> bool:
         """Note and walk the lists and dicts among ``items``; check the rest is packable.
 
+        Returns False (at once) if a list or dict was met before, or something is there
+        that msgpack would change. (Not an exception: values that share a list or dict
+        are common, and raising costs more than walking a small value.)
         Everything else among them is left to the hook, which looks at it when the packer
         gets to it. (This loop and the one in walk_mapping are twins, not one helper:
         they run once per item, where a call per item would double the cost.)
         """
         if len(items) >= _MANY and ATOMIC.issuperset(map(type, items)):
-            return
+            return True
         seen = self.seen
         for item in items:
             cls = type(item)
@@ -84,47 +88,49 @@ class TreeEncoder:
             if cls is dict:
                 ref = id(item)
                 if ref in seen:
-                    raise NotATree
+                    return False
                 seen.add(ref)
-                if item:
-                    self.walk_mapping(item)  # type: ignore[arg-type]
+                if item and not self.walk_mapping(item):  # type: ignore[arg-type]
+                    return False
             elif cls is list:
                 ref = id(item)
                 if ref in seen:
-                    raise NotATree
+                    return False
                 seen.add(ref)
-                if item:
-                    self.walk(item)  # type: ignore[arg-type]
+                if item and not self.walk(item):  # type: ignore[arg-type]
+                    return False
             elif cls in _CHANGED_BY_MSGPACK:
-                raise NotATree
+                return False
+        return True
 
-    def walk_mapping(self, mapping: Mapping[object, object]) -> None:
+    def walk_mapping(self, mapping: Mapping[object, object]) -> bool:
         """:meth:`walk` for a dict's values, and a check of its keys (one loop for both)."""
         seen = self.seen
         for key, item in mapping.items():
             # Keys are hashable, so never lists or dicts, and the hook gets those msgpack
             # does not pack itself: only the types msgpack would change need checking.
             if type(key) is not str and type(key) in _CHANGED_BY_MSGPACK:
-                raise NotATree
+                return False
             cls = type(item)  # from here on, as in walk()
             if cls in ATOMIC:
                 continue
             if cls is dict:
                 ref = id(item)
                 if ref in seen:
-                    raise NotATree
+                    return False
                 seen.add(ref)
-                if item:
-                    self.walk_mapping(item)  # type: ignore[arg-type]
+                if item and not self.walk_mapping(item):  # type: ignore[arg-type]
+                    return False
             elif cls is list:
                 ref = id(item)
                 if ref in seen:
-                    raise NotATree
+                    return False
                 seen.add(ref)
-                if item:
-                    self.walk(item)  # type: ignore[arg-type]
+                if item and not self.walk(item):  # type: ignore[arg-type]
+                    return False
             elif cls in _CHANGED_BY_MSGPACK:
-                raise NotATree
+                return False
+        return True
 
     def _note(self, obj: object) -> None:
         ref = id(obj)
@@ -138,7 +144,8 @@ class TreeEncoder:
         if cls is tuple:
             for item in obj:  # most tuples hold only atomic values: no call for them
                 if type(item) not in ATOMIC:
-                    self.walk(obj)
+                    if not self.walk(obj):
+                        raise NotATree
                     break
             return [TUPLE_MARKER, *obj]
         encode = _LEAVES.get(cls)
@@ -157,11 +164,13 @@ class TreeEncoder:
         """Encode a set or frozenset, or an instance of a class met for the first time."""
         cls = type(obj)
         if cls is frozenset:
-            self.walk(obj)
+            if not self.walk(obj):
+                raise NotATree
             return [FROZENSET_MARKER, *obj]
         if cls is set:
             self._note(obj)
-            self.walk(obj)
+            if not self.walk(obj):
+                raise NotATree
             return [SET_MARKER, *obj]
         learned = _learn(cls)
         if not isinstance(learned, tuple):
@@ -174,28 +183,35 @@ class TreeEncoder:
         state = obj.__dict__
         # Only the values need a look: attribute names are strings, which msgpack packs
         # as they are. The same holds for the other attribute maps below.
-        self.walk(state.values())
+        if not self.walk(state.values()):
+            raise NotATree
         return [info.marker, state]
 
     def _slotted(self, obj: object, info: ClassInfo) -> object:
         state = object_state(obj, info)
-        self.walk(state.values())
+        if not self.walk(state.values()):
+            raise NotATree
         return [info.marker, state]
 
     def _pydantic(self, model: object, info: ClassInfo) -> object:
         state: dict[str, Any] = pydantic_state(model)
-        self.walk(state["fields"].values())
+        if not self.walk(state["fields"].values()):
+            raise NotATree
         for slot in PYDANTIC_SLOTS:
-            if state.get(slot):
-                self.walk(state[slot].values())
+            if state.get(slot) and not self.walk(state[slot].values()):
+                raise NotATree
         return [info.marker, state]
 
     def _exception(self, exc: BaseException, info: ClassInfo) -> object:
         content = exception_content(exc, info)
         builtin_fields: dict[str, object] = content[-1]  # type: ignore[assignment]
-        self.walk(exc.args)  # content holds a copy of them as a list
-        self.walk(exc.__dict__.values())
-        self.walk(builtin_fields.values())
+        # content holds a copy of the args as a list: walk the real ones
+        if not (
+            self.walk(exc.args)
+            and self.walk(exc.__dict__.values())
+            and self.walk(builtin_fields.values())
+        ):
+            raise NotATree
         return [info.marker, *content]
 
 
@@ -255,37 +271,43 @@ _MAX_IDLE: Final = 4
 _MAX_KEPT: Final = 64 * 1024
 
 
-def encode_tree(value: object) -> bytes:
+def encode_tree(value: object) -> bytes | None:
     """Encode ``value`` if it holds no object twice (see the module docstring).
 
+    Returns:
+        The encoding, or None if ``value`` holds an object twice or something msgpack
+        would change: the graph encoder is for those.
+
     Raises:
-        NotATree: ``value`` holds an object twice, or something msgpack would change.
-        Exception: Anything else means ``value`` cannot be encoded; the graph encoder
-            says why, with a path.
+        Exception: ``value`` cannot be encoded; the graph encoder says why, with a path.
     """
     try:
         encoder = _IDLE.pop()
     except IndexError:
         encoder = TreeEncoder()
     seen = encoder.seen
+    cls = type(value)
+    if cls is list:
+        seen.add(id(value))
+        plain = encoder.walk(value)  # type: ignore[arg-type]
+    elif cls is dict:
+        seen.add(id(value))
+        plain = encoder.walk_mapping(value)  # type: ignore[arg-type]
+    else:
+        plain = cls not in _CHANGED_BY_MSGPACK
+    data = None
     try:
-        cls = type(value)
-        if cls is list:
-            seen.add(id(value))
-            encoder.walk(value)  # type: ignore[arg-type]
-        elif cls is dict:
-            seen.add(id(value))
-            encoder.walk_mapping(value)  # type: ignore[arg-type]
-        elif cls in _CHANGED_BY_MSGPACK:
-            raise NotATree
-        data = encoder.pack(value)
+        if plain:
+            data = encoder.pack(value)
+    except NotATree:
+        pass
     except BaseException:
         seen.clear()
-        encoder.close()  # its buffer may have grown
+        encoder.close()  # its buffer may have grown: let it go
         raise
     seen.clear()
-    if len(data) <= _MAX_KEPT and len(_IDLE) < _MAX_IDLE:
-        _IDLE.append(encoder)
-    else:
+    if (data is not None and len(data) > _MAX_KEPT) or len(_IDLE) >= _MAX_IDLE:
         encoder.close()
+    else:
+        _IDLE.append(encoder)
     return data
