@@ -21,20 +21,21 @@ How it is laid out:
   objects; the graph encoder writes them once and refers back to them, and is also what
   reports encode errors with a path. ``_codec_encode.py`` holds the per-type encoders
   all paths share, so they write the same bytes for the same unshared value.
-- ``_codec_decode.py`` and ``_codec_decode_objects.py``: the unpacker hooks that rebuild
-  values without running user code.
+- ``_codec_decode.py`` (where :func:`loads` is) and ``_codec_decode_objects.py``: the
+  unpacker hooks that rebuild values without running user code.
 """
 
 from __future__ import annotations
 
 from rappelx.exceptions import CodecError
 from rappelx.runtime._codec_classes import EncodeFailure
-from rappelx.runtime._codec_decode import decode
+from rappelx.runtime._codec_decode import loads
 from rappelx.runtime._codec_encode import pack
 from rappelx.runtime._codec_graph import GraphEncoder
 from rappelx.runtime._codec_scan import find_shared
 from rappelx.runtime._codec_tree import encode_tree
 
+# loads is defined next to the decoder's hooks: one call less on every decode.
 __all__ = ["dumps", "loads"]
 
 
@@ -79,26 +80,3 @@ def dumps(value: object) -> bytes:
 
 
 _TOO_DEEP = "cannot encode value: it is nested too deeply (over a few hundred levels); flatten it"
-
-
-def loads(data: bytes) -> object:
-    """Decode bytes written by :func:`dumps`.
-
-    Classes are looked up by name only among modules this process has already imported,
-    and only Enums, dataclasses, pydantic models and exceptions are rebuilt, without
-    calling their ``__init__``. An exception whose class cannot be found comes back as
-    :class:`~rappelx.exceptions.WorkflowFailed` with the original type name and message.
-
-    Raises:
-        CodecError: The data is corrupt, or names a class that is not loaded or not of an
-            accepted kind.
-    """
-    try:
-        return decode(data)
-    except CodecError:
-        raise
-    except Exception as exc:
-        raise CodecError(
-            f"cannot decode: the data is corrupt or was not written by rappelx's codec "
-            f"({type(exc).__name__}: {exc})"
-        ) from exc

@@ -50,21 +50,33 @@ class Marker:
         self.code = code
 
 
-def decode(data: bytes) -> object:
-    """Return the value encoded in ``data``.
+def loads(data: bytes) -> object:
+    """Decode bytes written by :func:`~rappelx.runtime._codec.dumps`.
+
+    Classes are looked up by name only among modules this process has already imported,
+    and only Enums, dataclasses, pydantic models and exceptions are rebuilt, without
+    calling their ``__init__``. An exception whose class cannot be found comes back as
+    :class:`~rappelx.exceptions.WorkflowFailed` with the original type name and message.
 
     Raises:
-        CodecError: The data names a class that is not loaded or of the wrong kind, or
-            has a marker out of place. Other corruption surfaces as whatever the unpacker
-            or a constructor raised; ``loads`` wraps it.
+        CodecError: The data is corrupt, or names a class that is not loaded or not of an
+            accepted kind.
     """
     try:
         decoder = _IDLE.pop()
     except IndexError:
         decoder = Decoder()
-    value = unpackb(
-        data, ext_hook=decoder.ext_hook, list_hook=decoder.list_hook, strict_map_key=False
-    )
+    try:
+        value = unpackb(
+            data, ext_hook=decoder.ext_hook, list_hook=decoder.list_hook, strict_map_key=False
+        )
+    except CodecError:
+        raise
+    except Exception as exc:  # corrupt data surfaces as whatever msgpack or a hook raised
+        raise CodecError(
+            f"cannot decode: the data is corrupt or was not written by rappelx's codec "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
     if decoder.open_markers:
         raise CodecError("cannot decode: a type marker is out of place; corrupt data")
     if decoder.memo is not None or decoder.classes is not None:
@@ -77,7 +89,7 @@ def decode(data: bytes) -> object:
 class Decoder:
     """The unpacker hooks for one payload at a time, and its shared objects by ref.
 
-    :func:`decode` reuses decoders (a small payload costs little more than creating one).
+    :func:`loads` reuses decoders (a small payload costs little more than creating one).
     """
 
     __slots__ = ("classes", "ext_hook", "list_hook", "memo", "open_markers")

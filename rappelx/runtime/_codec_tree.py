@@ -296,9 +296,10 @@ def encode_tree(value: object) -> bytes | None:
     else:
         plain = cls not in _CHANGED_BY_MSGPACK
     data = None
+    pack = encoder.pack  # a call through an attribute that holds a function: no method lookup
     try:
         if plain:
-            data = encoder.pack(value)
+            data = pack(value)
     except NotATree:
         pass
     except BaseException:
