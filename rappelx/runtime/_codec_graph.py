@@ -104,6 +104,14 @@ class GraphEncoder:
         self._array(length + 1)
         self._pack(marker)
 
+    def _marked(self, marker: ExtType, items: Collection[object], label: str = "[{}]") -> None:
+        """Write ``[marker, *items]``."""
+        if _all_atomic(items):
+            self._pack([marker, *items])  # all in C
+            return
+        self._start(marker, len(items))
+        self._items(items, label)
+
     # ----------------------------------------------------------------- containers
     def _list(self, obj: list[object]) -> None:
         marker = self._define(obj, c.LIST)
@@ -116,8 +124,7 @@ class GraphEncoder:
         elif marker.code == c.REF:
             self._pack(marker)
         else:
-            self._start(marker, len(obj))
-            self._items(obj)
+            self._marked(marker, obj)
 
     def _dict(self, obj: dict[object, object]) -> None:
         marker = self._define(obj, c.DICT)
@@ -133,8 +140,7 @@ class GraphEncoder:
         if marker is not None and marker.code == c.REF:
             self._pack(marker)
             return
-        self._start(SET_MARKER if marker is None else marker, len(obj))
-        self._items(obj, "<item {}>")
+        self._marked(SET_MARKER if marker is None else marker, obj, "<item {}>")
 
     def _bytearray(self, obj: bytearray) -> None:
         marker = self._define(obj, c.BYTEARRAY)
@@ -146,12 +152,10 @@ class GraphEncoder:
             self._pack([marker, bytes(obj)])
 
     def _tuple(self, obj: tuple[object, ...]) -> None:
-        self._start(TUPLE_MARKER, len(obj))
-        self._items(obj)
+        self._marked(TUPLE_MARKER, obj)
 
     def _frozenset(self, obj: frozenset[object]) -> None:
-        self._start(FROZENSET_MARKER, len(obj))
-        self._items(obj, "<item {}>")
+        self._marked(FROZENSET_MARKER, obj, "<item {}>")
 
     # -------------------------------------------------------------------- objects
     def _object(self, obj: object, info: ClassInfo) -> None:
@@ -222,7 +226,10 @@ class GraphEncoder:
         for key, value in obj.items():
             label = "<key {}>"
             try:
-                (_BY_TYPE.get(type(key)) or GraphEncoder.write)(self, key)
+                if type(key) in ATOMIC:
+                    self._pack(key)
+                else:
+                    (_BY_TYPE.get(type(key)) or GraphEncoder.write)(self, key)
                 label = "[{}]"
                 (_BY_TYPE.get(type(value)) or GraphEncoder.write)(self, value)
             except EncodeFailure as failure:
