@@ -107,6 +107,15 @@ class Decoder:
         if marker is not None:
             self.open_markers += 1
             return marker
+        if c.ENUM <= code <= c.EXCEPTION:  # the marker of a class's instance
+            self.open_markers += 1
+            classes = self.classes
+            if classes is None:
+                classes = self.classes = {}
+            marker = classes.get(data)
+            if marker is None or marker.code != code:
+                marker = classes[data] = class_marker(code, data)
+            return marker
         value_of = _VALUES.get(code)
         if value_of is not None:
             return value_of(data)
@@ -115,13 +124,7 @@ class Decoder:
         self.open_markers += 1
         if code == c.SHARED:
             return self._shared(data)
-        classes = self.classes
-        if classes is None:
-            classes = self.classes = {}
-        marker = classes.get(data)
-        if marker is None or marker.code != code:
-            marker = classes[data] = class_marker(code, data)
-        return marker
+        return class_marker(code, data)  # raises: an unknown code
 
     def _list(self, items: list[Any]) -> object:
         if items:
