@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from msgpack import ExtType, Packer
 
+from rappelx.exceptions import CodecError
 from rappelx.runtime import _codec_classes as c
 from rappelx.runtime._codec_classes import ATOMIC, ClassInfo, EncodeFailure, new_ext
 from rappelx.runtime._codec_encode import (
@@ -31,6 +32,38 @@ from rappelx.runtime._codec_encode import (
     enum_name,
     exception_content,
     object_state,
+    pack,
+)
+from rappelx.runtime._codec_scan import find_shared
+
+
+def encode_graph(value: object) -> bytes:
+    """Encode any value: the way for those that share objects or fail to encode.
+
+    Raises:
+        CodecError: Something in ``value`` is not supported; ``.path`` says where.
+    """
+    shared = find_shared(value)
+    if shared is None:  # nothing shared after all (the fast path ran out of stack, say)
+        try:
+            return pack(value)
+        except Exception:  # the graph encoder below reports what is wrong, with a path
+            shared = set()
+    try:
+        return GraphEncoder(shared).encode(value)
+    except EncodeFailure as failure:
+        path = "value" + "".join(reversed(failure.labels))
+        raise CodecError(f"cannot encode {path}: {failure.reason}", path=path) from None
+    except RecursionError:
+        raise CodecError(_TOO_DEEP, path="value") from None
+    except Exception as exc:
+        if "recursion limit" in str(exc):  # msgpack's own depth limit, as a ValueError
+            raise CodecError(_TOO_DEEP, path="value") from None
+        raise CodecError(f"cannot encode value: {type(exc).__name__}: {exc}", path="value") from exc
+
+
+_TOO_DEEP: Final = (
+    "cannot encode value: it is nested too deeply (over a few hundred levels); flatten it"
 )
 
 

@@ -1,22 +1,23 @@
-"""Encoding a value that holds no object twice: one look at each object, then C packing.
+"""``dumps``, and its fast path: values that hold no object twice, packed in one C pass.
 
-Most payloads (an action's arguments and result, a small scope) hold no object twice, and
-for them :func:`encode_tree` is all of ``dumps``. msgpack's C packer packs lists and dicts
-without calling back into Python, and would silently copy one that occurs twice. So before
-a list or dict is packed, :class:`TreeEncoder` walks it, noting every list and dict inside
-by ``id`` and refusing what msgpack would change the type of (bytearray, memoryview and
-its own ExtType and Timestamp). Everything else reaches the packer's ``default`` hook,
-which does the same for what it is given: it notes objects that have an identity (sets,
-dataclasses, pydantic models, exceptions), walks the lists and dicts they hold, and
-returns what ``_codec_encode`` returns for them. So each object is looked at once, by
-either the walk or the hook, and the bytes are those of the plain encoding.
+Most payloads (an action's arguments and result, a small scope) hold no object twice.
+For them, :func:`dumps` needs no more than msgpack's C packer plus a look at each object.
+The packer packs lists and dicts without calling back into Python, and would silently
+copy one that occurs twice. So before a list or dict is packed, :class:`TreeEncoder`
+walks it, noting every list and dict inside by ``id`` and refusing what msgpack would
+change the type of (bytearray, memoryview and its own ExtType and Timestamp). Everything
+else reaches the packer's ``default`` hook, which does the same for what it is given: it
+notes objects that have an identity (sets, dataclasses, pydantic models, exceptions),
+walks the lists and dicts they hold, and returns what ``_codec_encode`` returns for
+them. So each object is looked at once, by either the walk or the hook, and the bytes
+are those of the plain encoding.
 
 The walk does not look into tuples, frozensets or objects it meets: the hook does, when
 the packer gets to them. When an object turns up a second time (shared, or a cycle) or
-msgpack would change a type, :func:`encode_tree` returns None (the hook stops the packer
-with :class:`NotATree` to get there); an exception means the value cannot be encoded.
-Either way the caller falls back to ``_codec_scan`` and ``_codec_graph``, which encode
-shared objects and report errors with their path.
+msgpack would change a type, the walk says so and the hook stops the packer with
+:class:`NotATree`; an exception means the value cannot be encoded. Either way
+:func:`~._codec_graph.encode_graph` takes over: it finds the shared objects, writes
+them once with references back, and reports errors with their path.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from rappelx.runtime._codec_encode import (
     object_state,
     pydantic_state,
 )
+from rappelx.runtime._codec_graph import encode_graph
 
-__all__ = ["NotATree", "TreeEncoder", "encode_tree"]
+__all__ = ["NotATree", "TreeEncoder", "dumps"]
 
 
 class NotATree(Exception):
@@ -54,7 +56,7 @@ _MANY: Final = 16
 
 
 class TreeEncoder:
-    """The walk and the packer's hook of :func:`encode_tree`, for one value at a time."""
+    """The walk and the packer's hook of :func:`dumps`, for one value at a time."""
 
     __slots__ = ("pack", "seen")
 
@@ -271,44 +273,46 @@ _MAX_IDLE: Final = 4
 _MAX_KEPT: Final = 64 * 1024
 
 
-def encode_tree(value: object) -> bytes | None:
-    """Encode ``value`` if it holds no object twice (see the module docstring).
+def dumps(value: object) -> bytes:
+    """Encode ``value`` to bytes.
+
+    Args:
+        value: Any supported value (see :mod:`rappelx.runtime._codec`), nested up to a
+            few hundred levels deep.
 
     Returns:
-        The encoding, or None if ``value`` holds an object twice or something msgpack
-        would change: the graph encoder is for those.
+        The msgpack-based encoding; ``loads`` turns it back into an equal value of the
+        same types, with shared objects shared.
 
     Raises:
-        Exception: ``value`` cannot be encoded; the graph encoder says why, with a path.
+        CodecError: Something in ``value`` is not supported; ``.path`` says where, like
+            ``value['user'].conn``.
     """
     try:
         encoder = _IDLE.pop()
     except IndexError:
         encoder = TreeEncoder()
-    seen = encoder.seen
-    cls = type(value)
-    if cls is list:
-        seen.add(id(value))
-        plain = encoder.walk(value)  # type: ignore[arg-type]
-    elif cls is dict:
-        seen.add(id(value))
-        plain = encoder.walk_mapping(value)  # type: ignore[arg-type]
-    else:
-        plain = cls not in _CHANGED_BY_MSGPACK
     data = None
-    pack = encoder.pack  # a call through an attribute that holds a function: no method lookup
+    packing = False
     try:
+        cls = type(value)
+        if cls is list:
+            plain = encoder.walk(value)  # type: ignore[arg-type]
+        elif cls is dict:
+            plain = encoder.walk_mapping(value)  # type: ignore[arg-type]
+        else:
+            plain = cls not in _CHANGED_BY_MSGPACK
         if plain:
+            packing = True
+            pack = encoder.pack  # an attribute holding a function: no method lookup
             data = pack(value)
-    except NotATree:
-        pass
-    except BaseException:
-        seen.clear()
+    except Exception:  # NotATree from the hook, or the value cannot be encoded
+        data = None
+    encoder.seen.clear()
+    if (packing and (data is None or len(data) > _MAX_KEPT)) or len(_IDLE) >= _MAX_IDLE:
         encoder.close()  # its buffer may have grown: let it go
-        raise
-    seen.clear()
-    if (data is not None and len(data) > _MAX_KEPT) or len(_IDLE) >= _MAX_IDLE:
-        encoder.close()
     else:
         _IDLE.append(encoder)
+    if data is None:
+        return encode_graph(value)  # shared objects, or an error to report with a path
     return data
