@@ -132,7 +132,8 @@ class Decoder:
             if type(first) is Marker:
                 self.open_markers -= 1
                 if first is _TUPLE_MARKER:
-                    return tuple(items[1:])
+                    del items[0]  # the list is the unpacker's, made for this: no copy
+                    return tuple(items)
                 return first.build(items)
         return items
 

@@ -296,16 +296,20 @@ def dumps(value: object) -> bytes:
     packing = False
     try:
         cls = type(value)
+        content = value
         if cls is list:
             plain = encoder.walk(value)  # type: ignore[arg-type]
         elif cls is dict:
             plain = encoder.walk_mapping(value)  # type: ignore[arg-type]
+        elif cls is tuple:  # what the hook would do, without a call from C: (args, kwargs)
+            plain = encoder.walk(value)  # type: ignore[arg-type]
+            content = [TUPLE_MARKER, *value]  # type: ignore[misc]
         else:
             plain = cls not in _CHANGED_BY_MSGPACK
         if plain:
             packing = True
             pack = encoder.pack  # an attribute holding a function: no method lookup
-            data = pack(value)
+            data = pack(content)
     except Exception:  # NotATree from the hook, or the value cannot be encoded
         data = None
     encoder.seen.clear()
