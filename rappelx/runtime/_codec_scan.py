@@ -1,11 +1,11 @@
-"""Find the objects that occur more than once in a value, before encoding it.
+"""Find the objects that occur more than once in a value, for the graph encoder.
 
 msgpack's C packer copies a list each time it meets it and recurses until its depth
-limit on a cycle. This scan decides whether the value can go to the packer as is
-(nothing shared, nothing msgpack would silently change the type of) or needs the graph
-encoder. It visits what the encoders visit, in bulk where it can: the children of a
-container are checked with one C-level pass over their types, and only containers
-holding more than plain scalars are looked into.
+limit on a cycle. When the fast path (``_codec_tree.py``) finds an object twice, this
+scan finds all of them, so the graph encoder can write each once. It visits what the
+encoders visit, each object once: builtin containers inline, the children of long ones
+checked with one C-level pass over their types, and only those holding more than plain
+scalars looked into.
 """
 
 from __future__ import annotations
@@ -37,10 +37,8 @@ _LEAF: Final = _Plan(False, None)
 # msgpack packs these itself but decodes them as another type (bytearray -> bytes) or
 # as something the codec does not produce: only the graph encoder handles or refuses them.
 _NEEDS_GRAPH: Final = _Plan(True, None)
-_PLANS: dict[type, _Plan] = {
-    list: _Plan(True, lambda obj: obj),
+_PLANS: dict[type, _Plan] = {  # list, dict and tuple are handled inline
     set: _Plan(True, lambda obj: obj),
-    tuple: _Plan(False, lambda obj: obj),
     frozenset: _Plan(False, lambda obj: obj),
     bytearray: _NEEDS_GRAPH,
     memoryview: _NEEDS_GRAPH,
@@ -60,35 +58,53 @@ def find_shared(root: object) -> set[int] | None:
     shared: set[int] = set()
     needs_graph = False
     stack: list[object] = [root]
+    push = stack.append
     while stack:
         obj = stack.pop()
         cls = type(obj)
         if cls in _SKIP:
             continue
-        if cls is dict:
-            if id(obj) in seen:
-                shared.add(id(obj))
+        # The builtin containers inline, the rest by plan.
+        if cls is dict or cls is list:
+            ref = id(obj)
+            if ref in seen:
+                shared.add(ref)
                 continue
-            seen.add(id(obj))
-            _push(stack, obj)  # type: ignore[arg-type]
-            _push(stack, obj.values())  # type: ignore[attr-defined]
-            continue
-        plan = _PLANS.get(cls) or _plan_for(cls)
-        if plan.tracked:
-            if id(obj) in seen:
-                shared.add(id(obj))
+            seen.add(ref)
+            if cls is dict:
+                for key, value in obj.items():  # type: ignore[attr-defined]
+                    if type(key) not in _SKIP:
+                        push(key)
+                    if type(value) not in _SKIP:
+                        push(value)
                 continue
-            seen.add(id(obj))
-        if plan.children is not None:
-            _push(stack, plan.children(obj))
-        elif plan is _NEEDS_GRAPH:
-            needs_graph = True
+            children: Collection[object] = obj  # type: ignore[assignment]
+        elif cls is tuple:
+            children = obj  # type: ignore[assignment]
+        else:
+            plan = _PLANS.get(cls) or _plan_for(cls)
+            if plan.tracked:
+                ref = id(obj)
+                if ref in seen:
+                    shared.add(ref)
+                    continue
+                seen.add(ref)
+            if plan.children is None:
+                needs_graph = needs_graph or plan is _NEEDS_GRAPH
+                continue
+            children = plan.children(obj)
+        if len(children) >= _MANY:
+            if not ATOMIC.issuperset(map(type, children)):
+                stack.extend(children)
+        else:
+            for child in children:
+                if type(child) not in _SKIP:
+                    push(child)
     return shared if shared or needs_graph else None
 
 
-def _push(stack: list[object], items: Collection[object]) -> None:
-    if not ATOMIC.issuperset(map(type, items)):
-        stack.extend(items)
+# From this many children, one C-level pass over their types is cheaper than a loop.
+_MANY: Final = 16
 
 
 def _plan_for(cls: type) -> _Plan:
