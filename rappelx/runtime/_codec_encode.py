@@ -1,14 +1,15 @@
-"""Encoding without shared objects: msgpack's C packer plus one ``default`` hook.
+"""How each type is encoded: the per-type encoders every path shares.
 
 msgpack packs None, bool, int, float, str, bytes, list and dict itself, in C. With
-``strict_types=True`` it hands everything else (tuples, subclasses, big ints, ...) to
-:func:`default`, which returns either a value ext or a ``[marker, *content]`` list that
-the packer then packs natively, calling :func:`default` again for what is inside. So
-per-value Python work is one call per value msgpack cannot carry, and nothing is
-packed twice.
+``strict_types=True`` it hands everything else (tuples, subclasses, big ints, ...) to a
+``default`` hook, which returns either a value ext or a ``[marker, *content]`` list that
+the packer then packs natively, calling the hook again for what is inside. So per-value
+Python work is one call per value msgpack cannot carry, and nothing is packed twice.
 
-The graph encoder (``_codec_graph.py``) reuses these helpers, so both paths write the
-same bytes for the same unshared value.
+The fast path (``_codec_tree.py``) has its own hook, which also notes identities, and
+calls the encoders here; :func:`default` and :func:`pack` are the plain versions, used
+by the graph encoder (``_codec_graph.py``) for what it does not walk itself. So all
+paths write the same bytes for the same unshared value.
 """
 
 from __future__ import annotations
