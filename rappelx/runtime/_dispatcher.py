@@ -230,12 +230,17 @@ class Dispatcher:
 
     async def _register(self, store: PgStore) -> None:
         cfg = self._config
-        await self._retrying(
+        peers = await self._retrying(
             lambda: store.register(
                 self.id, socket.gethostname(), os.getpid(), cfg.queues, self._ctx.versions,
                 cfg.lease,
             )
         )  # fmt: skip
+        self._set_peers(peers)
+
+    def _set_peers(self, peers: int) -> None:
+        if self._ctx.alone != (peers == 0):
+            self._ctx = replace(self._ctx, alone=peers == 0)
 
     # ------------------------------------------------------------------ the loops
     async def _claim_loop(self) -> None:
@@ -289,8 +294,11 @@ class Dispatcher:
         last_report = 0.0
         while True:
             await asyncio.sleep(cfg.lease / 3)
-            if not await self._retrying(lambda: store.heartbeat(self.id, cfg.lease)):
+            peers = await self._retrying(lambda: store.heartbeat(self.id, cfg.lease))
+            if peers is None:
                 await self._register(store)
+            else:
+                self._set_peers(peers)
             reclaimed = await self._retrying(lambda: store.reclaim_lost(self._ctx))
             orphaned = await self._retrying(
                 lambda: store.release_orphans(self.id, list(self._inflight), cfg.lease)

@@ -201,11 +201,16 @@ async def _apply_locked(
 async def advance_due(pool: asyncpg.Pool, ctx: StepContext, limit: int) -> Applied:
     """Advance instances with work found in the database.
 
-    Queued starts and due timers are read without locks, stepped and written with
-    ``apply_if_current`` (two round trips); cancellation requests and actions lost past
-    the retry cap, rarer, take :func:`_advance_locked`. ``Applied.more`` says a kind
-    filled ``limit``: call again.
+    A dispatcher alone with its versions reads queued starts and due timers without
+    locks, steps them and writes them with ``apply_if_current`` (two round trips);
+    cancellation requests and actions lost past the retry cap, rarer, take
+    :func:`_advance_locked`. Dispatchers that share versions take that path for all of
+    it, so that SKIP LOCKED splits the work between them instead of each doing it all
+    and all but one write being refused. ``Applied.more`` says a kind filled ``limit``:
+    call again.
     """
+    if not ctx.alone:
+        return await _advance_locked(pool, ctx, limit)
     rows = await pool.fetch(query("find_due_work"), ctx.versions, limit)
     plan = _Unlocked()
     kinds: dict[str, int] = defaultdict(int)

@@ -133,16 +133,19 @@ class PgStore:
         queues: Iterable[str],
         versions: Iterable[str],
         lease: float,
-    ) -> None:
-        """Announce a live dispatcher."""
-        await self._pool.execute(
+    ) -> int:
+        """Announce a live dispatcher; return how many others share some of its versions."""
+        peers: int = await self._pool.fetchval(
             query("register_dispatcher"), owner, hostname, pid, list(queues), list(versions),
             lease,
         )  # fmt: skip
+        return peers
 
-    async def heartbeat(self, owner: uuid.UUID, lease: float) -> bool:
-        """Extend the dispatcher's lease; ``False`` when its row has disappeared."""
-        return await self._pool.fetchval(query("heartbeat"), owner, lease) is not None
+    async def heartbeat(self, owner: uuid.UUID, lease: float) -> int | None:
+        """Extend the dispatcher's lease; return how many others share some of its
+        versions, or ``None`` when its row has disappeared."""
+        peers: int | None = await self._pool.fetchval(query("heartbeat"), owner, lease)
+        return peers
 
     async def unregister(self, owner: uuid.UUID) -> None:
         """Remove the dispatcher's row."""

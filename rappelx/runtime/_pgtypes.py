@@ -139,6 +139,8 @@ class StepContext:
         grant: Where the batch takes worker slots for the new runnable actions it
             leases to its dispatcher at once; ``None`` leases nothing.
         states: Its cache of engine states, if it keeps one.
+        alone: No other live dispatcher advances any of its versions, so starts and
+            timers it reads need no locks to keep two from doing the same work.
     """
 
     owner: uuid.UUID
@@ -148,6 +150,7 @@ class StepContext:
     infra_cap: int
     grant: LeaseGrant | None = None
     states: StateCache | None = None
+    alone: bool = False
 
     @property
     def versions(self) -> list[str]:

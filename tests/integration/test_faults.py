@@ -170,8 +170,10 @@ async def _start_foreign(client: Client) -> Any:
 async def test_a_killed_workers_process_is_taken_over_and_instances_finish_once(
     pg_dsn: str, client: Client, spawn: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
-    victim, survivor = spawn(pg_dsn), spawn(pg_dsn)
-    ids = await _dispatcher_ids(pg_dsn, [victim, survivor])
+    # The victim runs alone until it holds actions (with two from the start, the other
+    # may take every start and the victim never hold one), then the survivor joins.
+    victim = spawn(pg_dsn)
+    ids = await _dispatcher_ids(pg_dsn, [victim])
     handles = [await client.start(Chain, f"c{k}", 3, -2, 0.5) for k in range(20)]
     held = "SELECT count(*) FROM rappelx_actions WHERE lease_owner = $1 AND status = 'running'"
 
@@ -179,6 +181,8 @@ async def test_a_killed_workers_process_is_taken_over_and_instances_finish_once(
         return (await query(pg_dsn, held, ids[victim.pid]))[0]["count"] > 0
 
     await until(victim_busy)
+    survivor = spawn(pg_dsn)
+    await _dispatcher_ids(pg_dsn, [victim, survivor])
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(10)
     lost = (await query(pg_dsn, held, ids[victim.pid]))[0]["count"]

@@ -30,7 +30,7 @@ async def store(pg_dsn: str) -> AsyncIterator[PgStore]:
     await s.close()
 
 
-def _context(states: StateCache, *, slots: int = 0) -> StepContext:
+def _context(states: StateCache, *, slots: int = 0, alone: bool = True) -> StepContext:
     return StepContext(
         owner=uuid.uuid4(),
         workflows={LINE.version: LINE},
@@ -39,6 +39,7 @@ def _context(states: StateCache, *, slots: int = 0) -> StepContext:
         infra_cap=5,
         grant=LeaseGrant(lambda: slots, lambda held: None),
         states=states,
+        alone=alone,
     )
 
 
@@ -62,11 +63,15 @@ def _done(claimed: Claimed, value: int) -> Completion:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("alone", [True, False], ids=["alone", "shared"])
 async def test_a_result_applies_in_one_statement_from_the_cached_state(
-    pg_dsn: str, store: PgStore
+    pg_dsn: str, store: PgStore, alone: bool
 ) -> None:
+    # Alone, the start is read without locks and written if still pending; shared, it
+    # is locked first (SKIP LOCKED splits starts between dispatchers). Either way the
+    # state it wrote is cached, and the result is applied from the cache.
     states = StateCache()
-    ctx = _context(states, slots=10)
+    ctx = _context(states, slots=10, alone=alone)
     first = await _started(store, ctx)
     assert states.seq_of(first.instance_id) == 1  # the start was cached
     applied = await apply_results(store._pool, [_done(first, 20)], ctx)

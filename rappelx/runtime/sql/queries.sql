@@ -75,22 +75,28 @@ WITH marked AS (
 SELECT version, pg_notify('rappelx_instances', version) FROM marked;
 
 -- name: register_dispatcher
--- Announce (or re-announce) a live dispatcher and what it can run.
+-- Announce (or re-announce) a live dispatcher and what it can run; returns how many
+-- other live dispatchers can advance some of the same versions.
 -- $1: id uuid, $2: hostname, $3: pid, $4: queues text[], $5: versions text[],
 -- $6: lease seconds (how long the announcement lasts without a heartbeat)
 INSERT INTO rappelx_dispatchers (id, hostname, pid, queues, versions, expires_at)
 VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
 ON CONFLICT (id) DO UPDATE
 SET queues = EXCLUDED.queues, versions = EXCLUDED.versions,
-    heartbeat_at = now(), expires_at = EXCLUDED.expires_at;
+    heartbeat_at = now(), expires_at = EXCLUDED.expires_at
+RETURNING (SELECT count(*) FROM rappelx_dispatchers AS d
+           WHERE d.id <> $1 AND d.expires_at > now() AND d.versions && $5::text[]) AS peers;
 
 -- name: heartbeat
--- Extend a dispatcher's lease; returns no row when the dispatcher row is gone.
+-- Extend a dispatcher's lease; returns no row when the dispatcher row is gone, else how
+-- many other live dispatchers can advance some of the same versions.
 -- $1: id uuid, $2: lease seconds
-UPDATE rappelx_dispatchers
+UPDATE rappelx_dispatchers AS me
 SET heartbeat_at = now(), expires_at = now() + make_interval(secs => $2)
-WHERE id = $1
-RETURNING id;
+WHERE me.id = $1
+RETURNING (SELECT count(*) FROM rappelx_dispatchers AS d
+           WHERE d.id <> me.id AND d.expires_at > now()
+             AND d.versions && me.versions) AS peers;
 
 -- name: unregister_dispatcher
 -- Remove a dispatcher that is shutting down.
@@ -231,7 +237,11 @@ UNION ALL
 SELECT 'timer', i.id, i.workflow, i.version, i.seq, i.state, NULL, d.timer_id, d.due_at,
        NULL
 FROM due AS d
-JOIN rappelx_instances AS i ON i.id = d.instance_id AND i.status = 'running'
+CROSS JOIN LATERAL (
+    SELECT id, workflow, version, seq, state FROM rappelx_instances
+    WHERE id = d.instance_id AND status = 'running'
+    LIMIT 1
+) AS i
 UNION ALL
 SELECT 'other', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 WHERE EXISTS (
@@ -273,20 +283,20 @@ WITH pending AS (
     SELECT i.id, i.workflow, i.version, i.status, i.state, i.input, i.cancel_requested,
            i.seq
     FROM rappelx_instances AS i
-    WHERE i.status = 'running' AND i.id IN (
+    WHERE i.status = 'running' AND i.id = ANY(ARRAY(
         SELECT instance_id FROM rappelx_timers
         WHERE due_at <= now() AND version = ANY($1::text[])
         ORDER BY due_at
-        LIMIT $2)
+        LIMIT $2))
     FOR UPDATE OF i SKIP LOCKED
 ), stranded AS (
     SELECT i.id, i.workflow, i.version, i.status, i.state, i.input, i.cancel_requested,
            i.seq
     FROM rappelx_instances AS i
-    WHERE i.status = 'running' AND i.id IN (
+    WHERE i.status = 'running' AND i.id = ANY(ARRAY(
         SELECT instance_id FROM rappelx_actions
         WHERE status IN ('lost', 'overdue') AND version = ANY($1::text[])
-        LIMIT $2)
+        LIMIT $2))
     FOR UPDATE OF i SKIP LOCKED
 )
 SELECT 'instance' AS kind, *, NULL::float8 AS next_due FROM pending
@@ -376,7 +386,7 @@ WITH locked AS (
         deadline = NULL
     FROM current_leases AS r
     WHERE a.instance_id = r.instance_id AND a.action_id = r.action_id
-      AND a.attempt = r.attempt
+      AND a.attempt = r.attempt AND a.lease_id = ANY($2::bigint[])
     RETURNING r.lease_id, a.instance_id, a.action_id, a.attempt, a.status, a.queue,
         a.infra_retries
 )
@@ -419,7 +429,8 @@ WITH instances AS (
                            THEN now() END
     FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[],
                 $6::bool[]) AS u(id, status, state, result, error, cancel_seen)
-    WHERE i.id = u.id
+    -- The ANY bounds the scan to the batch whatever plan is cached.
+    WHERE i.id = u.id AND i.id = ANY($1::uuid[])
 ), actions AS (
     INSERT INTO rappelx_actions (instance_id, action_id, attempt, name, queue, version,
                                  payload, timeout, ready_at, status, lease_id,
@@ -498,14 +509,18 @@ WITH candidates AS (
     SELECT r.*, a.action_id, a.attempt
     FROM unnest($25::bigint[], $26::uuid[], $27::bool[], $28::bytea[], $29::float8[])
         AS r(lease_id, instance_id, ok, payload, duration)
+    -- Only the lease id inside (and LIMIT, so no condition is pushed in): the probe must
+    -- be the lease index's, not a scan of the instance's whole history in the pkey.
     CROSS JOIN LATERAL (
-        SELECT action_id, attempt FROM rappelx_actions
-        WHERE lease_id = r.lease_id AND status = 'running' AND instance_id = r.instance_id
+        SELECT instance_id, action_id, attempt FROM rappelx_actions
+        WHERE lease_id = r.lease_id AND status = 'running'
+        LIMIT 1
         FOR UPDATE
     ) AS a
     -- Evaluated once, first: every instance lock is taken before any action row lock.
     WHERE (SELECT count(*) FROM candidates) >= 0
       AND r.instance_id IN (SELECT id FROM candidates)
+      AND a.instance_id = r.instance_id
 ), valid AS (
     SELECT c.*
     FROM candidates AS c
@@ -519,7 +534,8 @@ WITH candidates AS (
         finished_at = CASE WHEN v.status IN ('completed', 'failed', 'cancelled')
                            THEN now() END
     FROM valid AS v
-    WHERE i.id = v.id
+    -- The ANY bounds the scan to the batch whatever plan is cached (below too).
+    WHERE i.id = v.id AND i.id = ANY((SELECT array_agg(id) FROM valid)::uuid[])
 ), recorded AS (
     UPDATE rappelx_actions AS a
     SET status = CASE WHEN r.ok THEN 'completed' ELSE 'failed' END,
@@ -528,6 +544,7 @@ WITH candidates AS (
     FROM reported AS r
     WHERE a.instance_id = r.instance_id AND a.action_id = r.action_id
       AND a.attempt = r.attempt AND r.instance_id IN (SELECT id FROM valid)
+      AND a.lease_id = ANY((SELECT array_agg(lease_id) FROM reported)::bigint[])
 ), actions AS (
     INSERT INTO rappelx_actions (instance_id, action_id, attempt, name, queue, version,
                                  payload, timeout, ready_at, status, lease_id,
@@ -557,18 +574,25 @@ WITH candidates AS (
     USING unnest($30::uuid[], $31::int[]) AS f(instance_id, timer_id)
     WHERE t.instance_id = f.instance_id AND t.timer_id = f.timer_id
       AND f.instance_id IN (SELECT id FROM valid)
+      AND t.instance_id = ANY($30::uuid[])
 ), finished AS (
     SELECT id, (row_number() OVER (ORDER BY id) - 1) / 200 AS chunk
     FROM valid WHERE status IN ('completed', 'failed', 'cancelled')
+), done AS (
+    SELECT coalesce(array_agg(id), '{}') AS ids FROM finished
 ), dropped_actions AS (
     -- Not the attempts recorded above: one statement must not update a row twice.
+    -- Guarded and bounded by the finished ids: most batches finish nothing.
     UPDATE rappelx_actions
     SET status = 'cancelled', finished_at = now(), lease_id = NULL, deadline = NULL
-    WHERE instance_id IN (SELECT id FROM finished)
+    WHERE cardinality((SELECT ids FROM done)) > 0
+      AND instance_id = ANY((SELECT ids FROM done)::uuid[])
       AND status IN ('ready', 'running', 'lost', 'overdue')
       AND (lease_id IS NULL OR lease_id NOT IN (SELECT lease_id FROM reported))
 ), dropped_timers AS (
-    DELETE FROM rappelx_timers WHERE instance_id IN (SELECT id FROM finished)
+    DELETE FROM rappelx_timers
+    WHERE cardinality((SELECT ids FROM done)) > 0
+      AND instance_id = ANY((SELECT ids FROM done)::uuid[])
 )
 SELECT
     (SELECT array_agg(id) FROM valid) AS applied,
