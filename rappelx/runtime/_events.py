@@ -88,5 +88,3 @@ class FailWorkflow:
 
 
 Command = DispatchAction | StartTimer | CompleteWorkflow | FailWorkflow
-
-
