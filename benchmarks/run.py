@@ -3,7 +3,7 @@
 Run from the repository root (``pip install -e .[bench]`` installs DBOS)::
 
     .venv/bin/python benchmarks/run.py [--quick] [--json out.json] [--runs N]
-        [--only chain,fanout,latency,sleepers,inline] [--profile chain.prof]
+        [--only chain,fanout,latency,sleepers,inline,history] [--profile chain.prof]
 
 Workloads (no-op actions; rappelx's run in ``rappelx workers`` subprocesses):
 
@@ -15,6 +15,9 @@ Workloads (no-op actions; rappelx's run in ``rappelx workers`` subprocesses):
   dispatcher process and wake-up lag p99 (DBOS runs a smaller N: it holds every sleeping
   workflow in its process).
 * ``inline``: ``run_inline`` cost per action against a plain ``await noop()`` loop.
+* ``history``: one instance of 10,000 sequential actions -> the median action-to-action
+  gap early (actions 10-110) and at the end (the last 100), and their ratio; once with
+  the instance's state the same size throughout, once growing by one value per action.
 
 The ceiling is a raw asyncpg ``FOR UPDATE SKIP LOCKED`` queue with no engine, at 1 and
 at 50 jobs per transaction. Every measurement gets a fresh database on the shared server
@@ -41,10 +44,10 @@ from pathlib import Path
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import _ceiling, _dbos_side, _inline, _pg, _rappelx_side, _report
+from benchmarks import _ceiling, _dbos_side, _history, _inline, _pg, _rappelx_side, _report
 from benchmarks._profile import format_profile
 
-WORKLOADS = ("chain", "fanout", "latency", "sleepers", "inline")
+WORKLOADS = ("chain", "fanout", "latency", "sleepers", "inline", "history")
 #: Consumer connections of the raw queue (the rappelx side runs two worker processes).
 CEILING_CONSUMERS = 4
 
@@ -69,11 +72,14 @@ class Sizes:
     sleep_high: float = 30.0
     inline_steps: int = 200
     inline_instances: int = 20
+    history_steps: int = 10_000
+    history_window: int = 100
 
 
 DEFAULT = Sizes(runs=3, sleeper_runs=1, chain_instances=500, sleepers=100_000,
                 dbos_sleepers=2_000)  # fmt: skip
-QUICK = Sizes(runs=1, sleeper_runs=1, chain_instances=200, sleepers=2_000, dbos_sleepers=300)
+QUICK = Sizes(runs=1, sleeper_runs=1, chain_instances=200, sleepers=2_000, dbos_sleepers=300,
+              history_steps=1_000)  # fmt: skip
 
 
 def plan(workload: str, sizes: Sizes, processes: int, dbos: bool) -> list[tuple[str, Measure]]:
@@ -102,6 +108,9 @@ def plan(workload: str, sizes: Sizes, processes: int, dbos: bool) -> list[tuple[
             ("rappelx", lambda d: rx.sleepers(d, p, s.sleepers, s.sleep_low, s.sleep_high)),
             ("dbos", lambda d: _dbos_side.run("sleepers", d, count=s.dbos_sleepers,
                                               low=s.sleep_low, high=s.sleep_high)),
+        ],
+        "history": [
+            ("rappelx", lambda d: _history.history(d, p, s.history_steps, s.history_window)),
         ],
     }  # fmt: skip
     return [(system, m) for system, m in table[workload] if dbos or system != "dbos"]

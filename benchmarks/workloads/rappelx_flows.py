@@ -87,3 +87,31 @@ class Sleeper(Workflow):
         await asyncio.sleep(max(0.0, until - now))
         woke = await stamp()
         return woke - until, now > until
+
+
+@workflow(name="bench.History")
+class History(Workflow):
+    """``steps`` sequential actions; the start times of two windows of ``window`` actions.
+
+    The first window starts at action ``early``, the second holds the last ``window``
+    actions, so the two show what an action costs young and old. With ``grow``, every
+    action also appends to a list the instance keeps, so its state grows by one value per
+    action (a loop collecting results); without, the state stays the same size.
+    """
+
+    async def run(
+        self, steps: int, early: int, window: int, grow: bool
+    ) -> tuple[list[float], list[float], int]:
+        young: list[float] = []
+        old: list[float] = []
+        kept: list[int] = []
+        for i in range(steps):
+            if early <= i < early + window:
+                young.append(await stamp())
+            elif i >= steps - window:
+                old.append(await stamp())
+            else:
+                await noop()
+            if grow:
+                kept.append(i)
+        return young, old, len(kept)
