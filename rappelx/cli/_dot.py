@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import graphviz
+import networkx as nx
 
 from rappelx._workflow import WorkflowDef
 
@@ -52,7 +53,7 @@ def to_dot(wf: WorkflowDef, *, data_flow: bool = False) -> graphviz.Digraph:
         wf: The compiled workflow.
         data_flow: Also draw data edges (a variable written by one node, read by another).
     """
-    graph = wf.compiled.graph
+    graph = _drawn(wf.compiled.graph)
     ids = {key: f"n{index}" for index, key in enumerate(graph.nodes)}
     dot = graphviz.Digraph(name=wf.name, comment=f"rappelx workflow {wf.name} {wf.version}")
     dot.attr(label=_escape(f"{wf.name} (version {wf.version})"), labelloc="t", fontsize="16")
@@ -68,6 +69,22 @@ def to_dot(wf: WorkflowDef, *, data_flow: bool = False) -> graphviz.Digraph:
         if attrs["kind"] != "data" or data_flow:
             dot.edge(ids[src], ids[dst], **_edge_attrs(attrs))
     return dot
+
+
+def _drawn(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """``graph`` without the edges control never takes (out of a block that always
+    raises) and without the nodes only those edges led to."""
+    shown = graph.copy()
+    shown.remove_edges_from(
+        [(u, v, k) for u, v, k, kind in graph.edges(keys=True, data="kind")
+         if kind == "next" and graph.nodes[u].get("raises")]
+    )  # fmt: skip
+    control = nx.DiGraph((u, v) for u, v, kind in shown.edges(data="kind") if kind != "data")
+    roots = [n for n, entry in shown.nodes(data="entry") if entry]
+    control.add_nodes_from(roots)
+    live = set(roots).union(*(nx.descendants(control, root) for root in roots))
+    shown.remove_nodes_from([n for n in graph.nodes if n not in live])
+    return shown
 
 
 def _functions(graph: Any) -> list[str]:

@@ -72,6 +72,7 @@ def build_graph(program: Program, *, data_flow: bool = True) -> nx.MultiDiGraph:
                 line=node.line,
                 label=node.label,
                 entry=node.id == function.entry,
+                raises=isinstance(node, Exec) and node.raises,
             )
     for function in program.functions.values():
         for node in function.nodes.values():
@@ -89,7 +90,7 @@ def _add_edges(graph: nx.MultiDiGraph, program: Program, function: Function, nod
             node_key(function.name, target),
             kind=kind,
             back=(node.id, target) in function.back_edges,
-            guard=getattr(node, "source", "") if kind in ("true", "false") else "",
+            guard=_guard(node) if kind in ("true", "false") else "",
         )
     if node.handler is not None:
         graph.add_edge(
@@ -103,6 +104,19 @@ def _add_edges(graph: nx.MultiDiGraph, program: Program, function: Function, nod
         for callee in node.callees:
             helper = program.functions[callee]
             graph.add_edge(src, node_key(callee, helper.entry), kind="call", back=False, guard="")
+
+
+def _guard(node: Node) -> str:
+    """A branch's test as the user wrote it: its source, unless hoisting replaced an
+    await in it with a temporary; then the label, which shows the await again."""
+    source: str = getattr(node, "source", "")
+    if "_rx_" not in source:
+        return source
+    if node.label.startswith("for "):  # a loop header: are there items left?
+        return f"items left in {node.label.split(' in ', 1)[1]}"
+    if node.label.startswith(("if ", "while ")):
+        return node.label.split(" ", 1)[1]
+    return node.label
 
 
 def _add_data_edges(graph: nx.MultiDiGraph, function: Function) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rappelx.compiler import _diagnostics as diag
@@ -122,6 +122,8 @@ class Hoister:
 
     fresh: Callable[[str], str]
     report: Callable[..., None]
+    #: What each temporary stands for, as the user wrote it (for labels in drawings).
+    shown: dict[str, ast.expr] = field(default_factory=dict)
 
     def expr(self, node: ast.expr) -> tuple[Stmts, ast.expr]:
         """``(statements to run first, await-free replacement for node)``."""
@@ -160,6 +162,7 @@ class Hoister:
             return [], ast.Constant(None)
         pre, call = self.call_args(node.value)
         temp = self.fresh("t")
+        self.shown[temp] = node
         pre.append(assign(temp, ast.copy_location(ast.Await(value=call), node), node))
         return pre, name(temp)
 
@@ -183,16 +186,19 @@ class Hoister:
                 # Keep `obj.method` together: hoist `obj`, not the bound method.
                 if isinstance(child, ast.Attribute) and not _pure(child.value):
                     temp = self.fresh("t")
+                    self.shown[temp] = child.value
                     pre.append(assign(temp, child.value, child))
                     child.value = name(temp)
             else:
                 temp = self.fresh("t")
+                self.shown[temp] = child
                 pre.append(assign(temp, child, child))
                 slot.set(name(temp))
         return pre
 
     def _boolop(self, node: ast.BoolOp) -> tuple[Stmts, ast.expr]:
         temp = self.fresh("t")
+        self.shown[temp] = node
         pre, first = self.expr(node.values[0])
         pre.append(assign(temp, first, node))
 
@@ -210,6 +216,7 @@ class Hoister:
 
     def _ifexp(self, node: ast.IfExp) -> tuple[Stmts, ast.expr]:
         temp = self.fresh("t")
+        self.shown[temp] = node
         pre, test = self.expr(node.test)
         body_pre, body = self.expr(node.body)
         else_pre, orelse = self.expr(node.orelse)
@@ -223,14 +230,17 @@ class Hoister:
     def _chain(self, node: ast.Compare) -> tuple[Stmts, ast.expr]:
         # a < b < c  ==  (a < b) and (b < c), each operand evaluated once.
         result = self.fresh("t")
+        self.shown[result] = node
         operands = [node.left, *node.comparators]
         pre, left = self.expr(operands[0])
         left_name = self.fresh("t")
+        self.shown[left_name] = operands[0]
         pre.append(assign(left_name, left, operands[0]))
 
         def step(i: int, left_ident: str) -> Stmts:
             sub, right = self.expr(operands[i + 1])
             right_ident = self.fresh("t")
+            self.shown[right_ident] = operands[i + 1]
             compare = ast.Compare(
                 left=name(left_ident), ops=[node.ops[i]], comparators=[name(right_ident)]
             )
@@ -247,6 +257,7 @@ class Hoister:
 
     def _listcomp(self, node: ast.ListComp) -> tuple[Stmts, ast.expr]:
         result = self.fresh("c")
+        self.shown[result] = node
         mapping: dict[str, str] = {}
         for generator in node.generators:
             if generator.is_async:
@@ -254,6 +265,7 @@ class Hoister:
             for target in ast.walk(generator.target):
                 if isinstance(target, ast.Name) and target.id not in mapping:
                     mapping[target.id] = self.fresh(f"v_{target.id}")
+                    self.shown[mapping[target.id]] = name(target.id)
         first_iter = node.generators[0].iter
         renamer = _Renamer(mapping)
         renamed = renamer.visit(

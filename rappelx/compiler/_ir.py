@@ -42,11 +42,16 @@ class Node:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Exec(Node):
-    """Inline Python: run ``fn(scope)`` and continue at ``next``."""
+    """Inline Python: run ``fn(scope)`` and continue at ``next``.
+
+    ``raises``: the block ends in a ``raise`` at its top level, so ``next`` is never
+    taken (drawings leave that edge out).
+    """
 
     fn: Block
     next: int
     source: str
+    raises: bool = False
     kind = "inline"
 
     def successors(self) -> list[tuple[int, str]]:

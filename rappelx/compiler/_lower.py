@@ -10,6 +10,7 @@ ordinary Python — exception handling, loops and all.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -85,8 +86,43 @@ def register(*kinds: type[ast.stmt]) -> Callable[[Handler], Handler]:
 
 
 def _label(node: ast.AST) -> str:
+    shown = getattr(node, "rx_label", None)  # set on statements rappelx writes itself
+    if shown is not None:
+        return str(shown)
     text = ast.unparse(node).splitlines()[0] if node else ""
+    return _shorten(text)
+
+
+def _shorten(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_TEMPORARY = re.compile(r"\b_rx_\w+")
+# A temporary being set: the label shows the value computed.
+_DEFINITION = re.compile(r"^_rx_[tc]\d+ = ")
+# An item appended to the list a comprehension that awaits builds.
+_COLLECT = re.compile(r"^_rx_c\d+\.append\((.*)\)$")
+# A bare ``raise`` in a handler, as _rewrite_bare_raise spelled it out.
+_RERAISE = re.compile(r"\braise (?:_rx_e\d+|_rx_reraise\(_rx_f\d+, (?:_rx_e\d+|None)\))")
+# Expressions that read the same in any operand position; others get parentheses.
+_ATOMS = (ast.Await, ast.Call, ast.Name, ast.Attribute, ast.Subscript, ast.Constant,
+          ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp)  # fmt: skip
+
+
+def _unhoisted(label: str, shown: dict[str, ast.expr]) -> str:
+    """``label`` with the temporaries hoisting made shown as the source they stand for."""
+
+    def source(match: re.Match[str]) -> str:
+        expr = shown.get(match.group())
+        if expr is None:
+            return match.group()
+        text = _TEMPORARY.sub(source, ast.unparse(expr))
+        return text if isinstance(expr, _ATOMS) else f"({text})"
+
+    if "_rx_" not in label:
+        return label
+    label = _COLLECT.sub(r"list item: \1", _DEFINITION.sub("", _RERAISE.sub("raise", label)))
+    return _shorten(_TEMPORARY.sub(source, label))
 
 
 @dataclass(slots=True)
@@ -101,6 +137,7 @@ class FunctionLowerer:
     nodes: dict[int, Node] = field(default_factory=dict)
     calls: list[tuple[str, ast.AST]] = field(default_factory=list)  # helper calls made
     context: str | None = None  # the handled exception while lowering a handler body
+    shown: dict[str, ast.expr] = field(default_factory=dict)  # temporaries' sources
     _count: int = 0
 
     # ------------------------------------------------------------------ plumbing
@@ -111,6 +148,9 @@ class FunctionLowerer:
     def emit(self, node: Node) -> int:
         if self.context is not None and node.context is None:
             node = replace(node, context=self.context)
+        label = _unhoisted(node.label, self.shown)
+        if label is not node.label:
+            node = replace(node, label=label)
         self.nodes[node.id] = node
         return node.id
 
@@ -121,14 +161,15 @@ class FunctionLowerer:
 
     @property
     def hoister(self) -> Hoister:
-        return Hoister(fresh=self.fresh, report=self.report)
+        return Hoister(fresh=self.fresh, report=self.report, shown=self.shown)
 
     def expr_block(self, expr: ast.expr, anchor: ast.AST) -> BlockRef:
         self.check_inline(expr)
         return self.blocks.expression(expr, anchor, self.locals_)
 
-    def code(self, source: str, anchor: ast.AST, next_id: int, ctx: Ctx) -> int:
-        """An inline node running generated ``source`` (rappelx's own bookkeeping)."""
+    def code(self, source: str, anchor: ast.AST, next_id: int, ctx: Ctx, label: str) -> int:
+        """An inline node running generated ``source`` (rappelx's own bookkeeping);
+        ``label`` says in words what it does, for drawings."""
         body = ast.parse(source).body
         for stmt in body:
             ast.copy_location(stmt, anchor)
@@ -139,11 +180,12 @@ class FunctionLowerer:
             Exec(
                 id=self.reserve(),
                 line=_line(anchor),
-                label=source,
+                label=label,
                 handler=ctx.handler,
                 fn=fn,
                 next=next_id,
                 source=source,
+                raises=isinstance(body[-1], ast.Raise),
             )
         )
 
@@ -209,6 +251,7 @@ class FunctionLowerer:
                 fn=fn,
                 next=next_id,
                 source=source,
+                raises=isinstance(stmts[-1], ast.Raise),
             )
         )
 
@@ -459,6 +502,7 @@ def normalize(lw: FunctionLowerer, stmt: ast.stmt) -> list[ast.stmt]:
             # Python evaluates the value first, then each target's sub-expressions.
             pre, value = hoist.expr(stmt.value)
             temp = lw.fresh("t")
+            lw.shown[temp] = value
             pre.append(assign(temp, value, stmt))
             for target in stmt.targets:
                 pre.extend(_hoist_target(hoist, target))
@@ -531,6 +575,7 @@ def _hoisted(
     if isinstance(expr, ast.Name | ast.Constant):
         return expr
     temp = lw.fresh("t")
+    lw.shown[temp] = expr
     pre.append(assign(temp, expr, anchor))
     return name(temp)
 
@@ -553,6 +598,7 @@ def _normalize_augassign(lw: FunctionLowerer, stmt: ast.AugAssign) -> list[ast.s
         load = ast.Subscript(value=obj, slice=key, ctx=ast.Load())
         store = ast.Subscript(value=obj, slice=key, ctx=ast.Store())
     current = lw.fresh("t")
+    lw.shown[current] = load
     pre.append(assign(current, load, stmt))
     value_pre, value = lw.hoister.expr(stmt.value)
     update = ast.AugAssign(target=name(current, store=True), op=stmt.op, value=value)
@@ -655,8 +701,10 @@ def lower_for(lw: FunctionLowerer, stmt: ast.For, next_id: int, ctx: Ctx) -> int
     head = lw.reserve()
     loop = Loop(break_to=next_id, continue_to=head, depth=len(ctx.finally_stack))
     item = ast.Subscript(value=name(seq), slice=name(index), ctx=ast.Load())
+    take = ast.copy_location(ast.Assign(targets=[stmt.target], value=item), stmt)
+    take.rx_label = f"{_label(stmt.target)} = next item of {_label(stmt.iter)}"  # type: ignore[attr-defined]
     bind: list[ast.stmt] = [
-        ast.copy_location(ast.Assign(targets=[stmt.target], value=item), stmt),
+        take,
         assign(index, ast.BinOp(left=name(index), op=ast.Add(), right=ast.Constant(1)), stmt),
     ]
     body = lw.block([*bind, *stmt.body], head, replace(ctx, loop=loop))
@@ -720,8 +768,9 @@ def lower_try(lw: FunctionLowerer, stmt: ast.Try, next_id: int, ctx: Ctx) -> int
         outer_context, lw.context = lw.context, pending
         entry = lw.block(stmt.finalbody, exit_id, replace(ctx, fin_var=pending))
         lw.context = outer_context
-        cont = lw.code(f"{pending} = None", anchor, entry, ctx)
-        land = lw.code(f"{pending} = ('x', {caught})", anchor, entry, ctx)
+        cont = lw.code(f"{pending} = None", anchor, entry, ctx, "into finally")
+        land = lw.code(f"{pending} = ('x', {caught})", anchor, entry, ctx,
+                       "into finally, exception pending")  # fmt: skip
         catch = lw.emit(
             Catch(
                 id=lw.reserve(),
@@ -742,15 +791,19 @@ def lower_try(lw: FunctionLowerer, stmt: ast.Try, next_id: int, ctx: Ctx) -> int
 
 def _lower_handlers(lw: FunctionLowerer, stmt: ast.Try, cont: int, inner: Ctx) -> int:
     caught = lw.fresh("e")
-    dispatch = lw.code(f"raise {caught}", stmt.handlers[-1], cont, inner)
+    unmatched = "no except matched: raise"
+    dispatch = lw.code(f"raise {caught}", stmt.handlers[-1], cont, inner, unmatched)
     for handler in reversed(stmt.handlers):
         cleanup = f"{handler.name} = None\ndel {handler.name}\n" if handler.name else ""
-        end = lw.code(f"{cleanup}{caught} = None", handler, cont, inner)
+        clause = f"except {_label(handler.type)}" if handler.type else "except"
+        end = lw.code(f"{cleanup}{caught} = None", handler, cont, inner, f"end of {clause}")
         outer_context, lw.context = lw.context, caught
         entry = lw.block(handler.body, end, replace(inner, exc_var=caught, fin_var=None))
         lw.context = outer_context
         if handler.name:
-            entry = lw.code(f"{handler.name} = {caught}", handler, entry, inner)
+            entry = lw.code(
+                f"{handler.name} = {caught}", handler, entry, inner, f"{clause} as {handler.name}"
+            )
         if handler.type is None:
             dispatch = entry
             continue

@@ -196,10 +196,12 @@ def test_loop_back_edges_are_bold_blue_and_unconstrained(cli: CliRunner) -> None
     header = node_id(nodes, f"branch · line {line_of('for i in')}\\nfor i in range(n)")
     back = [a for _, d, a in edges if a.get("constraint") == "false"]
     # Every path through the body closes the loop at its header: after fetch(i), after
-    # boom(i), after the except body (and the compiler's re-raise node).
+    # boom(i), after the except body. The compiler's re-raise node (no except matched)
+    # has a back edge too in the IR, but control never takes it: it is not drawn.
     graph = definition(sys.modules[FLOWS].VisLoop).compiled.graph
     marked = [(s, d) for s, d, a in graph.edges(data=True) if a["back"]]
-    assert len(marked) >= 3 and len(back) == len(marked)
+    taken = [(s, d) for s, d in marked if not graph.nodes[s]["raises"]]
+    assert len(taken) >= 3 and len(back) == len(taken) == len(marked) - 1
     assert {d for _, d, a in edges if a.get("constraint") == "false"} == {header}
     assert all(a["style"] == "bold" and a["color"] == "blue" for a in back)
     forward = [a for _, d, a in edges if d == header and "constraint" not in a]
@@ -305,3 +307,15 @@ def test_unknown_output_format(cli: CliRunner, flows_dir: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot tell the format of loop.jpeg: use one of .dot")
     assert not (flows_dir / "loop.jpeg").exists()
+
+
+def test_a_block_that_always_raises_has_no_next_edge_and_leaves_no_orphans(
+    cli: CliRunner,
+) -> None:
+    # In VisLoop the compiler's "no except matched: raise" node continues nowhere; the
+    # drawing omits its next edge, and every node drawn is an entry or has an edge in.
+    nodes, edges = parse_dot(visualize_dot(cli))
+    (reraise,) = [n for n, a in nodes.items() if "no except matched: raise" in a["label"]]
+    assert [d for s, d, a in edges if s == reraise and a.get("label") != "raise"] == []
+    targets = {d for _, d, _ in edges}
+    assert [n for n, a in nodes.items() if n not in targets and "entry" not in a["label"]] == []

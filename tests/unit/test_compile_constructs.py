@@ -440,7 +440,7 @@ def control_graph(graph: nx.MultiDiGraph) -> nx.DiGraph:
     ("sample", "actions"),
     [
         ("awaits.CsBinOp", ["rec('left', 2)", "rec('right', 5)"]),
-        ("awaits.CsKeywordArgs", ["rec('b', 2)", "rec('a', 1)", "pair(b=_rx_t"]),
+        ("awaits.CsKeywordArgs", ["rec('b', 2)", "rec('a', 1)", "pair(b=await rec('b', 2)"]),
         ("awaits.CsDictLiteral", ["rec('k1', 'a')", "rec('v1', 1)", "rec('v2', 2)"]),
         ("awaits.CsSubscriptTarget", ["rec('value', 1)", "rec('key', 'a')"]),
     ],
@@ -456,7 +456,12 @@ def test_hoisted_awaits_in_evaluation_order(sample: str, actions: list[str]) -> 
 
 def test_if_with_await_is_a_branch_to_each_arm() -> None:
     graph = graph_of("control.CsElif")
-    (test,) = [n for n in nodes_of(graph, "branch") if "_rx_t" in graph.nodes[n]["label"]]
+    # The test is hoisted into a temporary; the label shows the await it stands for.
+    (test,) = [
+        n for n in nodes_of(graph, "branch") if "await rec('big?'" in graph.nodes[n]["label"]
+    ]
+    assert graph.nodes[test]["label"] == "if await rec('big?', n > 5)"
+    assert all("_rx_" not in graph.nodes[n]["label"] for n in graph.nodes)
     (true,) = edges(graph, test, "true")
     (false,) = edges(graph, test, "false")
     assert graph.nodes[true]["label"] == "rec('big', 'big')"

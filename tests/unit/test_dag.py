@@ -83,6 +83,25 @@ def control_edges(graph: nx.MultiDiGraph, *, back: bool) -> list[tuple[str, str]
     ]
 
 
+# ------------------------------------------------------------------ labels
+@pytest.mark.parametrize("cls", WORKFLOWS)
+def test_labels_and_guards_show_the_users_names_not_the_compilers(cls: type) -> None:
+    # Hoisting, loops, comprehensions and handlers introduce _rx_ temporaries; what a
+    # drawing shows is the source they stand for (or words for rappelx's bookkeeping).
+    graph = definition(cls).compiled.graph
+    labels = [d["label"] for _, d in graph.nodes(data=True)]
+    guards = [d["guard"] for _, _, d in graph.edges(data=True) if d.get("guard")]
+    assert [text for text in labels + guards if "_rx_" in text] == []
+
+
+def test_a_hoisted_await_is_shown_where_the_user_wrote_it() -> None:
+    graph = definition(
+        importlib.import_module("tests.unit.compile_samples.assignments").CsAugSubscript
+    ).compiled.graph
+    labels = {d["label"] for _, d in graph.nodes(data=True)}
+    assert "data[note('key', 'a')] += await rec('inc', 10) + clobber(..." in labels
+
+
 # ------------------------------------------------------------------ graph structure
 @pytest.mark.parametrize("cls", WORKFLOWS)
 def test_graph_is_a_typed_multidigraph(cls: type) -> None:
