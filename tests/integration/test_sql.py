@@ -32,6 +32,12 @@ _CATALOG = {
         SELECT relname, reloptions FROM pg_class
         WHERE relnamespace = 'public'::regnamespace AND reloptions IS NOT NULL
         ORDER BY 1""",
+    "compression": """
+        SELECT attrelid::regclass::text, attname, attcompression FROM pg_attribute
+        WHERE attrelid IN (SELECT oid FROM pg_class
+                           WHERE relnamespace = 'public'::regnamespace AND relkind = 'r')
+          AND attcompression <> ''
+        ORDER BY 1, 2""",
     "sequences": """
         SELECT sequence_name, data_type, start_value, increment
         FROM information_schema.sequences WHERE sequence_schema = 'public'
@@ -111,3 +117,28 @@ def test_every_query_the_code_names_exists() -> None:
         named |= set(re.findall(r'query\("(\w+)"\)', source.read_text()))
     assert len(named) >= 20
     assert named - set(queries()) == set()
+
+
+async def test_stored_values_are_compressed_with_lz4_where_the_server_has_it(
+    pg_dsn: str,
+) -> None:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        try:
+            await conn.execute("SET default_toast_compression = lz4")
+            expected = "l"
+        except asyncpg.PostgresError:  # built without lz4: the migration keeps pglz
+            expected = ""
+        rows = await conn.fetch(
+            """SELECT attrelid::regclass::text AS tbl, attname, attcompression::text
+               FROM pg_attribute
+               WHERE attrelid IN ('rappelx_instances'::regclass, 'rappelx_actions'::regclass)
+                 AND atttypid = 'bytea'::regtype"""
+        )
+    finally:
+        await conn.close()
+    found = {(r["tbl"], r["attname"]): r["attcompression"] for r in rows}
+    assert set(found) == {
+        ("rappelx_instances", c) for c in ("input", "state", "result", "error")
+    } | {("rappelx_actions", c) for c in ("payload", "result")}
+    assert set(found.values()) == {expected}
