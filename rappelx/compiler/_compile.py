@@ -13,6 +13,7 @@ from typing import Any
 import networkx as nx
 
 from rappelx.compiler import _diagnostics as diag
+from rappelx.compiler import _statements  # noqa: F401  (registers the statement handlers)
 from rappelx.compiler._checks import check_function
 from rappelx.compiler._codegen import BlockCompiler, BlockRef
 from rappelx.compiler._graph import build_graph, describe, prune, validate, version_hash
