@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._history_figures import history_figures
 from benchmarks._sleepers import ENQUEUE_CONCURRENCY, PROBE, lag_figures, wake_times
 from benchmarks._stats import gaps, percentile, rss_mb
 from benchmarks._tasks import bounded
@@ -150,11 +151,25 @@ async def _sample_rss(samples: list[float], every: float = 0.5) -> None:
         await asyncio.sleep(every)
 
 
+async def _history(steps: int, early: int, window: int) -> Figures:
+    from dbos import DBOS
+
+    from benchmarks.workloads import dbos_flows as flows
+
+    async def shape(grow: bool) -> tuple[list[float], list[float], int]:
+        handle = await DBOS.start_workflow_async(flows.history, steps, early, window, grow)
+        result: tuple[list[float], list[float], int] = await handle.get_result()
+        return result
+
+    return await history_figures(shape, steps, window)
+
+
 _WORKLOADS: dict[str, Callable[..., Awaitable[Figures]]] = {
     "chain": _chain,
     "fanout": _fanout,
     "latency": _latency,
     "sleepers": _sleepers,
+    "history": _history,
 }
 
 

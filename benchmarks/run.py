@@ -111,6 +111,8 @@ def plan(workload: str, sizes: Sizes, processes: int, dbos: bool) -> list[tuple[
         ],
         "history": [
             ("rappelx", lambda d: _history.history(d, p, s.history_steps, s.history_window)),
+            ("dbos", lambda d: _dbos_side.run("history", d, steps=s.history_steps,
+                                              early=_history.EARLY, window=s.history_window)),
         ],
     }  # fmt: skip
     return [(system, m) for system, m in table[workload] if dbos or system != "dbos"]

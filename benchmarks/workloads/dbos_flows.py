@@ -76,3 +76,23 @@ async def sleeper(until: float) -> tuple[float, bool]:
     await DBOS.sleep_async(max(0.0, until - now))
     woke = await stamp()
     return woke - until, now > until
+
+
+@DBOS.workflow()
+async def history(
+    steps: int, early: int, window: int, grow: bool
+) -> tuple[list[float], list[float], int]:
+    """``steps`` sequential steps; the start times of two windows (see rappelx's History)."""
+    young: list[float] = []
+    old: list[float] = []
+    kept: list[int] = []
+    for i in range(steps):
+        if early <= i < early + window:
+            young.append(await stamp())
+        elif i >= steps - window:
+            old.append(await stamp())
+        else:
+            await noop()
+        if grow:
+            kept.append(i)
+    return young, old, len(kept)
