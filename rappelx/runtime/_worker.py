@@ -39,7 +39,7 @@ from rappelx.runtime._frames import (
     encode_frame,
 )
 from rappelx.runtime._loop import loop_factory
-from rappelx.runtime._pool import UnknownActionError
+from rappelx.runtime._work import UnknownActionError
 
 Outcome = tuple[bool, bytes, float]
 

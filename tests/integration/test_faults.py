@@ -171,7 +171,8 @@ async def test_a_killed_workers_process_is_taken_over_and_instances_finish_once(
     pg_dsn: str, client: Client, spawn: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
     # The victim runs alone until it holds actions (with two from the start, the other
-    # may take every start and the victim never hold one), then the survivor joins.
+    # may take every start and the victim never hold one); it is killed at once, while
+    # the survivor is still starting up.
     victim = spawn(pg_dsn)
     ids = await _dispatcher_ids(pg_dsn, [victim])
     handles = [await client.start(Chain, f"c{k}", 3, -2, 0.5) for k in range(20)]
@@ -182,7 +183,6 @@ async def test_a_killed_workers_process_is_taken_over_and_instances_finish_once(
 
     await until(victim_busy)
     survivor = spawn(pg_dsn)
-    await _dispatcher_ids(pg_dsn, [victim, survivor])
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(10)
     lost = (await query(pg_dsn, held, ids[victim.pid]))[0]["count"]
