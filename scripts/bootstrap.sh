@@ -18,9 +18,20 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 stamp=.venv/.rappelx-installed
-extras="${RAPPELX_EXTRAS:-dev}"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) $extras"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+digest="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+# The stamp holds the pyproject digest and the extras installed with it. A run asking
+# for extras already there does nothing (an install with dev,bench serves a test run);
+# otherwise the extras there are kept and the ones asked for added.
+read -r stamped installed 2>/dev/null < "$stamp" || { stamped=""; installed=""; }
+[ "$stamped" = "$digest" ] || installed=""
+extras="$installed"
+for extra in $(echo "${RAPPELX_EXTRAS:-dev}" | tr ',' ' '); do
+    case ",$extras," in
+        *",$extra,"*) ;;
+        *) extras="${extras:+$extras,}$extra" ;;
+    esac
+done
+if [ "$stamped" != "$digest" ] || [ "$extras" != "$installed" ]; then
     echo "installing rappelx and its dependencies into .venv (first run only)..." >&2
     if ! { .venv/bin/python -m pip install --upgrade pip &&
            .venv/bin/python -m pip install -e ".[$extras]"; } > .venv/install.log 2>&1; then
@@ -28,5 +39,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         echo "installing into .venv failed; see the log above" >&2
         exit 1
     fi
-    echo "$want" > "$stamp"
+    echo "$digest $extras" > "$stamp"
 fi
