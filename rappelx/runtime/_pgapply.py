@@ -139,23 +139,29 @@ async def _apply_if_current(
 
 
 def _unlocked_params(batch: StepBatch, ctx: StepContext, plan: _Unlocked) -> tuple[Any, ...]:
-    """The 31 parameters of ``apply_if_current``, in order."""
+    """The 31 parameters of ``apply_if_current``, in order.
+
+    Actions, timers and reports name their instance by its position in ``batch.ids``
+    (from 1), which the statement looks up by subscript instead of a join.
+    """
     a = batch.actions
+    position = {instance_id: n for n, instance_id in enumerate(batch.ids, 1)}
     seqs = [plan.instances[i].seq for i in batch.ids]
     counts = [len(plan.reports[i]) for i in batch.ids]
-    reports = [c for i in batch.ids for c in plan.reports[i]]
+    reports = [(n, c) for n, i in enumerate(batch.ids, 1) for c in plan.reports[i]]
     return (
         batch.ids, batch.statuses, batch.states, batch.results, batch.errors, seqs, counts,
-        [x.instance_id for x in a], [x.action_id for x in a], [x.attempt for x in a],
-        [x.name for x in a], [x.queue for x in a], [x.version for x in a],
-        [x.payload for x in a], [x.timeout for x in a], [x.lease for x in a],
-        [x.delay for x in a],
-        batch.timer_instances, batch.timer_ids, batch.timer_versions, batch.timer_delays,
+        [position[x.instance_id] for x in a], [x.action_id for x in a],
+        [x.attempt for x in a], [x.name for x in a], [x.queue for x in a],
+        [x.version for x in a], [x.payload for x in a], [x.timeout for x in a],
+        [x.lease for x in a], [x.delay for x in a],
+        [position[i] for i in batch.timer_instances], batch.timer_ids,
+        batch.timer_versions, batch.timer_delays,
         ctx.owner, ctx.grace, sorted(batch.wake_queues),
-        [c.lease_id for c in reports], [c.instance_id for c in reports],
-        [c.ok for c in reports], [c.payload for c in reports],
-        [c.duration for c in reports],
-        [i for i, _ in plan.fired], [t for _, t in plan.fired],
+        [c.lease_id for _, c in reports], [n for n, _ in reports],
+        [c.ok for _, c in reports], [c.payload for _, c in reports],
+        [c.duration for _, c in reports],
+        [position[i] for i, _ in plan.fired], [t for _, t in plan.fired],
     )  # fmt: skip
 
 

@@ -481,52 +481,65 @@ SELECT
 -- reported lease current. Those are locked (instances first, in the order of $1,
 -- which the caller sorts; then their action rows) and written like apply_steps
 -- writes; the others are left untouched, for the caller to apply under locks.
+-- Actions, timers and reports name their instance by its position in $1 (from 1), so
+-- that no step joins two of the batch's sets: each row is reached by an index or ctid
+-- probe, or checked by an array subscript, and the cost follows the batch linearly
+-- whatever plan is cached (a join of two sets estimated small was planned as a nested
+-- loop over both, quadratic in the batch).
 -- Returns the ids written and the leases taken, as parallel arrays.
 -- $1: instance ids uuid[] (sorted), $2: statuses text[], $3: states bytea[],
 -- $4: results bytea[], $5: errors bytea[], $6: the seqs they were cached at bigint[],
 -- $7: results reported per instance int[],
--- $8: action instance ids uuid[], $9: action ids int[], $10: attempts int[],
+-- $8: actions' instance positions int[], $9: action ids int[], $10: attempts int[],
 -- $11: action names text[], $12: queues text[], $13: versions text[],
 -- $14: payloads bytea[], $15: timeouts float8[] (NULL: none), $16: lease now bool[],
 -- $17: delays float8[],
--- $18: timer instance ids uuid[], $19: timer ids int[], $20: timer versions text[],
--- $21: timer delays float8[], $22: owner uuid, $23: grace seconds,
+-- $18: timers' instance positions int[], $19: timer ids int[], $20: timer versions
+-- text[], $21: timer delays float8[], $22: owner uuid, $23: grace seconds,
 -- $24: queues to wake text[],
--- $25: reported lease ids bigint[], $26: their instance ids uuid[], $27: ok bool[],
+-- $25: reported lease ids bigint[], $26: their instance positions int[], $27: ok bool[],
 -- $28: encoded value or error bytea[], $29: durations float8[],
--- $30: fired timers' instance ids uuid[], $31: their timer ids int[]
+-- $30: fired timers' instance positions int[], $31: their timer ids int[]
 WITH candidates AS (
-    SELECT c.*
+    SELECT c.*, l.tid
     FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[],
-                $6::bigint[], $7::int[])
-        AS c(id, status, state, result, error, seq, reports)
-    CROSS JOIN LATERAL (
-        SELECT 1 FROM rappelx_instances
+                $6::bigint[], $7::int[]) WITH ORDINALITY
+        AS c(id, status, state, result, error, seq, reports, k)
+    LEFT JOIN LATERAL (
+        SELECT ctid AS tid FROM rappelx_instances
         WHERE id = c.id AND seq = c.seq AND status IN ('pending', 'running')
         FOR UPDATE
-    ) AS locked
+    ) AS l ON true
+), locked AS (
+    -- Whether each instance of $1, by position, is locked (still as the caller saw it).
+    SELECT array_agg(tid IS NOT NULL ORDER BY k) AS at FROM candidates
 ), reported AS (
-    SELECT r.*, a.action_id, a.attempt
-    FROM unnest($25::bigint[], $26::uuid[], $27::bool[], $28::bytea[], $29::float8[])
-        AS r(lease_id, instance_id, ok, payload, duration)
+    SELECT r.*, a.tid, a.action_id, a.attempt
+    FROM unnest($25::bigint[], $26::int[], $27::bool[], $28::bytea[], $29::float8[])
+        AS r(lease_id, k, ok, payload, duration)
     -- Only the lease id inside (and LIMIT, so no condition is pushed in): the probe must
     -- be the lease index's, not a scan of the instance's whole history in the pkey.
-    CROSS JOIN LATERAL (
-        SELECT instance_id, action_id, attempt FROM rappelx_actions
+    LEFT JOIN LATERAL (
+        SELECT ctid AS tid, instance_id, action_id, attempt FROM rappelx_actions
         WHERE lease_id = r.lease_id AND status = 'running'
         LIMIT 1
         FOR UPDATE
-    ) AS a
-    -- Evaluated once, first: every instance lock is taken before any action row lock.
-    WHERE (SELECT count(*) FROM candidates) >= 0
-      AND r.instance_id IN (SELECT id FROM candidates)
-      AND a.instance_id = r.instance_id
+    ) AS a ON a.instance_id = ($1::uuid[])[r.k]
+    -- An initplan, evaluated before the first probe: every instance lock is taken
+    -- before any action row lock. Reports of instances not locked probe nothing.
+    WHERE ((SELECT at FROM locked))[r.k]
+), stale AS (
+    -- Positions of locked instances with a reported lease that is no longer current.
+    SELECT coalesce(array_agg(DISTINCT k), '{}') AS at FROM reported WHERE tid IS NULL
 ), valid AS (
     SELECT c.*
     FROM candidates AS c
-    LEFT JOIN (SELECT instance_id, count(*) AS n FROM reported GROUP BY instance_id) AS r
-        ON r.instance_id = c.id
-    WHERE coalesce(r.n, 0) = c.reports
+    WHERE c.tid IS NOT NULL AND NOT c.k = ANY((SELECT at FROM stale)::bigint[])
+), written AS (
+    -- Whether each instance of $1, by position, is written.
+    SELECT array_agg(c.tid IS NOT NULL AND NOT c.k = ANY((SELECT at FROM stale)::bigint[])
+                     ORDER BY c.k) AS at
+    FROM candidates AS c
 ), instances AS (
     UPDATE rappelx_instances AS i
     SET status = v.status, state = v.state, result = v.result, error = v.error,
@@ -534,47 +547,48 @@ WITH candidates AS (
         finished_at = CASE WHEN v.status IN ('completed', 'failed', 'cancelled')
                            THEN now() END
     FROM valid AS v
-    -- The ANY bounds the scan to the batch whatever plan is cached (below too).
-    WHERE i.id = v.id AND i.id = ANY((SELECT array_agg(id) FROM valid)::uuid[])
+    WHERE i.ctid = v.tid
 ), recorded AS (
     UPDATE rappelx_actions AS a
     SET status = CASE WHEN r.ok THEN 'completed' ELSE 'failed' END,
         result = r.payload, duration = r.duration, finished_at = now(), ready_at = now(),
         deadline = NULL
     FROM reported AS r
-    WHERE a.instance_id = r.instance_id AND a.action_id = r.action_id
-      AND a.attempt = r.attempt AND r.instance_id IN (SELECT id FROM valid)
-      AND a.lease_id = ANY((SELECT array_agg(lease_id) FROM reported)::bigint[])
+    WHERE a.ctid = r.tid AND ((SELECT at FROM written))[r.k]
 ), actions AS (
     INSERT INTO rappelx_actions (instance_id, action_id, attempt, name, queue, version,
                                  payload, timeout, ready_at, status, lease_id,
                                  lease_owner, started_at, deadline)
-    SELECT n.instance_id, n.action_id, n.attempt, n.name, n.queue, n.version, n.payload,
-           n.timeout, clock_timestamp() + make_interval(secs => n.delay),
+    SELECT ($1::uuid[])[n.k], n.action_id, n.attempt, n.name, n.queue, n.version,
+           n.payload, n.timeout, clock_timestamp() + make_interval(secs => n.delay),
            CASE WHEN n.lease THEN 'running' ELSE 'ready' END,
            CASE WHEN n.lease THEN nextval('rappelx_lease_ids') END,
            CASE WHEN n.lease THEN $22::uuid END,
            CASE WHEN n.lease THEN now() END,
            CASE WHEN n.lease THEN now() + make_interval(secs => n.timeout + $23) END
-    FROM unnest($8::uuid[], $9::int[], $10::int[], $11::text[], $12::text[], $13::text[],
+    FROM unnest($8::int[], $9::int[], $10::int[], $11::text[], $12::text[], $13::text[],
                 $14::bytea[], $15::float8[], $16::bool[], $17::float8[])
-        AS n(instance_id, action_id, attempt, name, queue, version, payload, timeout,
-             lease, delay)
-    WHERE n.instance_id IN (SELECT id FROM valid)
+        AS n(k, action_id, attempt, name, queue, version, payload, timeout, lease, delay)
+    WHERE ((SELECT at FROM written))[n.k]
     RETURNING instance_id, action_id, attempt, lease_id
 ), timers AS (
     INSERT INTO rappelx_timers (instance_id, timer_id, version, due_at)
-    SELECT t.instance_id, t.timer_id, t.version,
+    SELECT ($1::uuid[])[t.k], t.timer_id, t.version,
            clock_timestamp() + make_interval(secs => t.delay)
-    FROM unnest($18::uuid[], $19::int[], $20::text[], $21::float8[])
-        AS t(instance_id, timer_id, version, delay)
-    WHERE t.instance_id IN (SELECT id FROM valid)
+    FROM unnest($18::int[], $19::int[], $20::text[], $21::float8[])
+        AS t(k, timer_id, version, delay)
+    WHERE ((SELECT at FROM written))[t.k]
 ), fired AS (
-    DELETE FROM rappelx_timers AS t
-    USING unnest($30::uuid[], $31::int[]) AS f(instance_id, timer_id)
-    WHERE t.instance_id = f.instance_id AND t.timer_id = f.timer_id
-      AND f.instance_id IN (SELECT id FROM valid)
-      AND t.instance_id = ANY($30::uuid[])
+    -- Each fired timer found by a key probe, then deleted by ctid.
+    DELETE FROM rappelx_timers
+    WHERE ctid = ANY(ARRAY(
+        SELECT p.tid
+        FROM unnest($30::int[], $31::int[]) AS f(k, timer_id)
+        CROSS JOIN LATERAL (
+            SELECT ctid AS tid FROM rappelx_timers
+            WHERE instance_id = ($1::uuid[])[f.k] AND timer_id = f.timer_id
+        ) AS p
+        WHERE ((SELECT at FROM written))[f.k]))
 ), finished AS (
     SELECT id, (row_number() OVER (ORDER BY id) - 1) / 200 AS chunk
     FROM valid WHERE status IN ('completed', 'failed', 'cancelled')
