@@ -91,27 +91,33 @@ def encode_state(state: InstanceState, self_names: dict[str, str | None]) -> byt
     """Bytes for ``state``; raises the codec's error for a value it cannot persist."""
     workflow = state.workflow
     values: list[Any] = []
+    append = values.append
     fibers = []
     for fiber_id, fiber in state.fibers.items():
         frames = []
         for frame in fiber.frames:
             # The workflow object is persisted once, as its attributes; names bound to it
             # (`self`, or a temporary holding `self`) are recorded and re-bound on load.
-            bound = [k for k, v in frame.scope.items() if v is workflow]
             scope = frame.scope
+            bound = []
+            for name, value in scope.items():  # a loop, not a comprehension: no call
+                if value is workflow:
+                    bound.append(name)
             if bound:
-                scope = {k: v for k, v in scope.items() if v is not workflow}
-            values.append(scope)
+                scope = scope.copy()  # a C copy, then the few names out: keeps the order
+                for name in bound:
+                    del scope[name]
+            append(scope)
             frames.append((frame.func, frame.pc, bound))
         fibers.append((fiber_id, fiber.join, fiber.slot, frames))
     joins = []
     for join_id, join in state.joins.items():
-        values.append(join.results)
+        append(join.results)
         joins.append((join_id, join.fiber, join.remaining, join.failed))
     actions = []
     for action_id, p in state.actions.items():
-        values.append(p.args)
-        values.append(p.kwargs)
+        append(p.args)
+        append(p.kwargs)
         actions.append(
             (
                 action_id,
@@ -129,9 +135,9 @@ def encode_state(state: InstanceState, self_names: dict[str, str | None]) -> byt
         )
     timers = []
     for timer_id, sleeper in state.timers.items():
-        values.append(sleeper.result)
+        append(sleeper.result)
         timers.append((timer_id, sleeper.fiber))
-    values.append(dict(vars(workflow)) if workflow is not None else {})
+    append(vars(workflow).copy() if workflow is not None else {})
     skeleton = (FORMAT, state.seed, state.counter, state.finished, fibers, joins, actions, timers)
     packed: bytes = msgpack.packb((skeleton, _codec.dumps(values)), use_bin_type=True)
     return packed
