@@ -12,7 +12,7 @@ import asyncio
 import heapq
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from rappelx._action import ActionDef, lookup_action
 from rappelx.exceptions import ActionTimeout, RappelxError
@@ -115,10 +115,11 @@ class InlineRunner:
     async def _execute(self, command: DispatchAction) -> Event:
         try:
             fn = self._function(command.action)
-            copied: Any = _codec.loads(_codec.dumps((command.args, command.kwargs)))
-            args, kwargs = copied
+            args, kwargs = _copied_arguments(command.args, command.kwargs)
             value = await _call(fn, args, kwargs, command)
-            return ActionCompleted(command.action_id, _codec.loads(_codec.dumps(value)))
+            if type(value) not in _SAME_AFTER_CODEC and not _ascii(value):
+                value = _codec.loads(_codec.dumps(value))
+            return ActionCompleted(command.action_id, value)
         except Exception as exc:
             return ActionFailed(command.action_id, _roundtrip_error(exc))
 
@@ -148,6 +149,36 @@ async def _call(
                 f"action {command.action} exceeded its timeout of {command.timeout}s"
             ) from None
         raise
+
+
+# Values the codec round trip gives back equal, of the same type, and immutable: passed as
+# they are (str only when ASCII: other strings may hold what UTF-8 cannot encode).
+_SAME_AFTER_CODEC: Final = frozenset({type(None), bool, int, float, bytes})
+
+
+def _ascii(value: object) -> bool:
+    return type(value) is str and value.isascii()
+
+
+def _copied_arguments(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``(args, kwargs)`` as a worker would receive them (through the codec).
+
+    Arguments that are all immutable atomic values come through unchanged, so they are
+    passed as they are (the call binds its own copy of ``kwargs``).
+    """
+    for value in args:
+        if type(value) not in _SAME_AFTER_CODEC and not _ascii(value):
+            break
+    else:
+        for value in kwargs.values():
+            if type(value) not in _SAME_AFTER_CODEC and not _ascii(value):
+                break
+        else:
+            return args, kwargs
+    copied: Any = _codec.loads(_codec.dumps((args, kwargs)))
+    return copied  # type: ignore[no-any-return]
 
 
 def _roundtrip_error(exc: Exception) -> BaseException:
