@@ -121,7 +121,18 @@ class Engine:
         runnable: Runnable = deque()
         if isinstance(event, ActionCompleted):
             pending = state.actions.pop(event.action_id, None)
-            if pending is not None:
+            if pending is not None and pending.join is None:
+                # The common case, as _deliver would do it: a fiber awaiting this action
+                # alone resumes at once, then whatever it made runnable runs.
+                fiber_id = pending.fiber
+                frame = state.fibers[fiber_id].frames[-1]
+                node = self.functions[frame.func].nodes[frame.pc]
+                assert isinstance(node, Await)
+                if node.target is not None:
+                    frame.scope[node.target] = event.value
+                frame.pc = node.next
+                self._run_fiber(state, fiber_id, None, runnable, commands)
+            elif pending is not None:
                 self._deliver(
                     state, pending.fiber, pending.join, pending.slot, event.value, True, runnable
                 )
@@ -173,11 +184,14 @@ class Engine:
         runnable: Runnable,
         commands: list[Command],
     ) -> None:
-        fiber = state.fibers[fiber_id]
-        frames = fiber.frames
+        frames = state.fibers[fiber_id].frames
+        functions = self.functions
+        frame = frames[-1]
+        nodes = functions[frame.func].nodes
         while True:
-            frame = frames[-1]
-            nodes = self.functions[frame.func].nodes
+            if frames[-1] is not frame:  # a call pushed a frame, or a frame was left
+                frame = frames[-1]
+                nodes = functions[frame.func].nodes
             node = nodes[frame.pc]
             if error is not None:
                 if node.context is not None:
@@ -202,6 +216,10 @@ class Engine:
                 elif kind is Branch:
                     frame.pc = node.true if node.fn(frame.scope) else node.false  # type: ignore[attr-defined]
                 elif kind is Await:
+                    if node.what == "action":  # type: ignore[attr-defined]
+                        call = node.fn(frame.scope)  # type: ignore[attr-defined]
+                        self._start_action(state, fiber_id, None, 0, call, commands)
+                        return
                     if self._await(state, fiber_id, frame, node, runnable, commands):  # type: ignore[arg-type]
                         return
                 elif kind is Return:
@@ -363,16 +381,18 @@ class Engine:
         commands: list[Command],
     ) -> None:
         defn = call.action
-        action_id = self._next_id(state)
+        state.counter += 1  # _next_id, inline: this runs once per action
+        action_id = state.counter
+        timeout = call.timeout
         pending = Pending(
-            fiber=fiber_id,
-            join=join,
-            slot=slot,
-            action=defn.name,
-            args=call.args,
-            kwargs=call.kwargs,
-            queue=defn.queue,
-            timeout=call.timeout if call.timeout is not None else defn.timeout,
+            fiber_id,
+            join,
+            slot,
+            defn.name,
+            call.args,
+            call.kwargs,
+            defn.queue,
+            timeout if timeout is not None else defn.timeout,
         )
         if call.retry is not None:
             pending.attempts = call.retry.attempts
@@ -381,19 +401,30 @@ class Engine:
             b = call.backoff
             pending.backoff = (b.base_delay, b.factor, b.max_delay, b.jitter)
         state.actions[action_id] = pending
-        commands.append(self._dispatch_command(action_id, pending, 0.0))
+        commands.append(
+            DispatchAction(
+                action_id,
+                pending.action,
+                pending.args,
+                pending.kwargs,
+                pending.queue,
+                pending.timeout,
+                1,  # pending.attempt: a new action's first
+                0.0,
+            )
+        )
 
     @staticmethod
     def _dispatch_command(action_id: int, pending: Pending, delay: float) -> DispatchAction:
         return DispatchAction(
-            action_id=action_id,
-            action=pending.action,
-            args=pending.args,
-            kwargs=pending.kwargs,
-            queue=pending.queue,
-            timeout=pending.timeout,
-            attempt=pending.attempt,
-            delay=delay,
+            action_id,
+            pending.action,
+            pending.args,
+            pending.kwargs,
+            pending.queue,
+            pending.timeout,
+            pending.attempt,
+            delay,
         )
 
     def _retry_delay(
