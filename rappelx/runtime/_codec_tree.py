@@ -42,7 +42,7 @@ from rappelx.runtime._codec_encode import (
 )
 from rappelx.runtime._codec_graph import encode_graph
 
-__all__ = ["NotATree", "TreeEncoder", "dumps"]
+__all__ = ["NotATree", "TreeEncoder", "dumps", "register_value_class"]
 
 
 class NotATree(Exception):
@@ -265,6 +265,19 @@ def _learn(cls: type) -> _Leaf | _Entry:
     if c.is_cached(cls):  # classes not found by name (local ones) are not kept alive
         _OBJECTS[cls] = entry
     return entry
+
+
+def register_value_class(cls: type, state: Callable[[Any], dict[str, object]]) -> None:
+    """Encode instances of ``cls`` as values: no identity kept, no walk, no per-class plan.
+
+    For rappelx's own frozen dataclasses that only ever hold atomic values, such as the
+    ``range`` a loop runs over. ``state(obj)`` is what is stored for the dataclass (its
+    fields, in order), so the bytes are those of any dataclass instance. Being
+    immutable, an instance that turned up twice would be written twice (the graph path
+    still writes it once).
+    """
+    marker = c.class_info(cls).marker
+    _LEAVES[cls] = lambda obj: [marker, state(obj)]
 
 
 _IDLE: list[TreeEncoder] = []  # encoders not in use; list.pop and append are thread-safe

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from rappelx._action import ActionCall, ActionDef, BackoffPolicy, RetryPolicy, seconds
+from rappelx.runtime._codec_tree import register_value_class
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,11 @@ class RangeSeq:
 
     def __getitem__(self, index: int) -> int:
         return range(self.start, self.stop, self.step)[index]
+
+
+register_value_class(
+    RangeSeq, lambda r: {"start": r.start, "stop": r.stop, "step": r.step}
+)  # persisted at every step of a loop over a range: in one step, without a walk
 
 
 def make_action_call(defn: Any, /, *args: Any, **kwargs: Any) -> ActionCall:
