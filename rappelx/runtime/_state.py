@@ -108,18 +108,18 @@ def encode_state(state: InstanceState, self_names: dict[str, str | None]) -> byt
                 for name in bound:
                     del scope[name]
             append(scope)
-            frames.append((frame.func, frame.pc, bound))
-        fibers.append((fiber_id, fiber.join, fiber.slot, frames))
+            frames.append([frame.func, frame.pc, bound])
+        fibers.append([fiber_id, fiber.join, fiber.slot, frames])
     joins = []
     for join_id, join in state.joins.items():
         append(join.results)
-        joins.append((join_id, join.fiber, join.remaining, join.failed))
+        joins.append([join_id, join.fiber, join.remaining, join.failed])
     actions = []
     for action_id, p in state.actions.items():
         append(p.args)
         append(p.kwargs)
         actions.append(
-            (
+            [
                 action_id,
                 p.fiber,
                 p.join,
@@ -131,16 +131,42 @@ def encode_state(state: InstanceState, self_names: dict[str, str | None]) -> byt
                 p.attempts,
                 p.retry_on,
                 p.backoff,
-            )
+            ]
         )
     timers = []
     for timer_id, sleeper in state.timers.items():
         append(sleeper.result)
-        timers.append((timer_id, sleeper.fiber))
+        timers.append([timer_id, sleeper.fiber])
     append(vars(workflow).copy() if workflow is not None else {})
-    skeleton = (FORMAT, state.seed, state.counter, state.finished, fibers, joins, actions, timers)
-    packed: bytes = msgpack.packb((skeleton, _codec.dumps(values)), use_bin_type=True)
-    return packed
+    skeleton = [FORMAT, state.seed, state.counter, state.finished, fibers, joins, actions, timers]
+    return _pack([skeleton, _codec.dumps(values)])
+
+
+# The skeleton's packers: strict, so that its lists pack without isinstance checks (its
+# tuples go through _as_array, to the same bytes). Kept for reuse, as the codec's are.
+_IDLE: list[msgpack.Packer] = []
+_MAX_IDLE = 4
+_MAX_KEPT = 64 * 1024  # a packer keeps the largest buffer it ever needed
+
+
+def _pack(value: object) -> bytes:
+    try:
+        packer = _IDLE.pop()
+    except IndexError:
+        packer = msgpack.Packer(
+            default=_as_array, strict_types=True, use_bin_type=True, buf_size=4096
+        )
+    data: bytes = packer.pack(value)  # if it raises, the packer is dropped
+    if len(data) <= _MAX_KEPT and len(_IDLE) < _MAX_IDLE:
+        _IDLE.append(packer)
+    return data
+
+
+def _as_array(value: object) -> object:
+    """Tuples (policies in the skeleton) pack as arrays, as a non-strict packer packs them."""
+    if type(value) is tuple:
+        return list(value)
+    raise TypeError(f"can not serialize {type(value).__name__!r} object")
 
 
 def decode_state(
