@@ -156,7 +156,8 @@ class Engine:
             state.finished = True
             commands.append(FailWorkflow(WorkflowCancelled("the workflow was cancelled")))
             return state, commands
-        self._run(state, runnable, commands)
+        if runnable:
+            self._run(state, runnable, commands)
         return state, commands
 
     def dumps(self, state: InstanceState) -> bytes:

@@ -12,6 +12,7 @@ import asyncio
 import heapq
 import inspect
 from collections.abc import Callable, Mapping
+from types import CoroutineType
 from typing import Any, Final
 
 from rappelx._action import ActionDef, lookup_action
@@ -44,17 +45,21 @@ class InlineRunner:
         self._seq = 0
         self._timers: list[tuple[float, int, Command]] = []
         self._running: dict[asyncio.Task[Event], int] = {}
+        self._functions: dict[str, Callable[..., Any]] = dict(self.overrides)
 
     async def run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        state, commands = self.engine.start(args, kwargs, seed=0)
+        engine = self.engine
+        state, commands = engine.start(args, kwargs, seed=0)
         try:
             while True:
-                self.engine.dumps(state)  # every step is persistable, as in production
-                single = self._single_dispatch(commands)
-                if single is not None:
-                    event = await self._execute(single)
-                    state, commands = self.engine.step(state, event)
-                    continue
+                engine.dumps(state)  # every step is persistable, as in production
+                if len(commands) == 1 and not self._running and not self._timers:
+                    # One action to run, nothing else going on: run it here and now.
+                    command = commands[0]
+                    if isinstance(command, DispatchAction) and command.delay <= 0:
+                        event = await self._execute(command)
+                        state, commands = engine.step(state, event)
+                        continue
                 outcome = self._apply(commands)
                 if outcome is not None:
                     return (
@@ -64,14 +69,6 @@ class InlineRunner:
         finally:
             for task in self._running:
                 task.cancel()
-
-    def _single_dispatch(self, commands: list[Command]) -> DispatchAction | None:
-        if len(commands) != 1 or self._running or self._timers:
-            return None
-        command = commands[0]
-        if isinstance(command, DispatchAction) and command.delay <= 0:
-            return command
-        return None
 
     def _apply(self, commands: list[Command]) -> CompleteWorkflow | FailWorkflow | None:
         for command in commands:
@@ -114,9 +111,13 @@ class InlineRunner:
 
     async def _execute(self, command: DispatchAction) -> Event:
         try:
-            fn = self._function(command.action)
+            fn = self._functions.get(command.action) or self._function(command.action)
             args, kwargs = _copied_arguments(command.args, command.kwargs)
-            value = await _call(fn, args, kwargs, command)
+            result = fn(*args, **kwargs)
+            if type(result) is CoroutineType and command.timeout is None:
+                value = await result
+            else:
+                value = await _settle(result, command)
             if type(value) not in _SAME_AFTER_CODEC and not _ascii(value):
                 value = _codec.loads(_codec.dumps(value))
             return ActionCompleted(command.action_id, value)
@@ -129,13 +130,12 @@ class InlineRunner:
         defn = lookup_action(name)
         if defn is None:
             raise RappelxError(f"action {name!r} is not registered; import its module")
+        self._functions[name] = defn.fn  # found once per instance run
         return defn.fn
 
 
-async def _call(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], command: DispatchAction
-) -> Any:
-    result = fn(*args, **kwargs)
+async def _settle(result: Any, command: DispatchAction) -> Any:
+    """The value of an action's call: awaited (within its timeout) if it is awaitable."""
     if not inspect.isawaitable(result):
         return result
     if command.timeout is None:

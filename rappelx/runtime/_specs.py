@@ -54,7 +54,9 @@ def make_action_call(defn: Any, /, *args: Any, **kwargs: Any) -> ActionCall:
             f"{defn!r} is not an @action; a workflow can only await @action calls, "
             "self.run_action(...), asyncio.gather/sleep and its own async methods"
         )
-    defn.check_arguments(args, kwargs)
+    arity = defn.positional_arity  # check_arguments' own shortcut, without its call
+    if kwargs or arity is None or not arity[0] <= len(args) <= arity[1]:
+        defn.check_arguments(args, kwargs)
     return ActionCall(defn, args, kwargs)
 
 
