@@ -111,9 +111,10 @@ def encode_state(state: InstanceState, self_names: dict[str, str | None]) -> byt
             frames.append([frame.func, frame.pc, bound])
         fibers.append([fiber_id, fiber.join, fiber.slot, frames])
     joins = []
-    for join_id, join in state.joins.items():
-        append(join.results)
-        joins.append([join_id, join.fiber, join.remaining, join.failed])
+    if state.joins:  # (the guards skip a loop's setup: most states have neither)
+        for join_id, join in state.joins.items():
+            append(join.results)
+            joins.append([join_id, join.fiber, join.remaining, join.failed])
     actions = []
     for action_id, p in state.actions.items():
         append(p.args)
@@ -134,10 +135,11 @@ def encode_state(state: InstanceState, self_names: dict[str, str | None]) -> byt
             ]
         )
     timers = []
-    for timer_id, sleeper in state.timers.items():
-        append(sleeper.result)
-        timers.append([timer_id, sleeper.fiber])
-    append(vars(workflow).copy() if workflow is not None else {})
+    if state.timers:
+        for timer_id, sleeper in state.timers.items():
+            append(sleeper.result)
+            timers.append([timer_id, sleeper.fiber])
+    append(workflow.__dict__.copy() if workflow is not None else {})
     skeleton = [FORMAT, state.seed, state.counter, state.finished, fibers, joins, actions, timers]
     return _pack([skeleton, _codec.dumps(values)])
 
