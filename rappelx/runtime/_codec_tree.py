@@ -267,17 +267,16 @@ def _learn(cls: type) -> _Leaf | _Entry:
     return entry
 
 
-def register_value_class(cls: type, state: Callable[[Any], dict[str, object]]) -> None:
+def register_value_class(cls: type, encoder: Callable[[ExtType], _Leaf]) -> None:
     """Encode instances of ``cls`` as values: no identity kept, no walk, no per-class plan.
 
     For rappelx's own frozen dataclasses that only ever hold atomic values, such as the
-    ``range`` a loop runs over. ``state(obj)`` is what is stored for the dataclass (its
-    fields, in order), so the bytes are those of any dataclass instance. Being
-    immutable, an instance that turned up twice would be written twice (the graph path
-    still writes it once).
+    ``range`` a loop runs over. ``encoder(marker)`` returns the function that encodes an
+    instance as ``[marker, {field: value, ...}]`` (every field, in order): the bytes of
+    any dataclass instance, in one call. Being immutable, an instance that turned up
+    twice would be written twice (the graph path still writes it once).
     """
-    marker = c.class_info(cls).marker
-    _LEAVES[cls] = lambda obj: [marker, state(obj)]
+    _LEAVES[cls] = encoder(c.class_info(cls).marker)
 
 
 _IDLE: list[TreeEncoder] = []  # encoders not in use; list.pop and append are thread-safe

@@ -42,9 +42,10 @@ class RangeSeq:
         return range(self.start, self.stop, self.step)[index]
 
 
+# Persisted at every step of a loop over a range: encoded in one call, without a walk.
 register_value_class(
-    RangeSeq, lambda r: {"start": r.start, "stop": r.stop, "step": r.step}
-)  # persisted at every step of a loop over a range: in one step, without a walk
+    RangeSeq, lambda marker: lambda r: [marker, {"start": r.start, "stop": r.stop, "step": r.step}]
+)
 
 
 def make_action_call(defn: Any, /, *args: Any, **kwargs: Any) -> ActionCall:
