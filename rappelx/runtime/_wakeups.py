@@ -26,7 +26,10 @@ class Wakeups:
         self._wake = wake
         self._horizon = horizon
         self._moments: list[float] = []
-        self._handle: asyncio.TimerHandle | None = None
+        # The moment armed, kept here: uvloop's call_at returns a plain Handle, without
+        # when(), for a moment that has already passed.
+        self._armed: float | None = None
+        self._handle: asyncio.Handle | None = None
 
     def __len__(self) -> int:
         return len(self._moments)
@@ -37,10 +40,10 @@ class Wakeups:
             return
         loop = asyncio.get_running_loop()
         moment = loop.time() + max(0.0, delay) + _RESOLUTION
-        if self._handle is not None and abs(self._handle.when() - moment) < _RESOLUTION:
+        if self._armed is not None and abs(self._armed - moment) < _RESOLUTION:
             return
         heapq.heappush(self._moments, moment)
-        if self._handle is None or moment < self._handle.when():
+        if self._armed is None or moment < self._armed:
             self._arm(loop)
 
     def cancel(self) -> None:
@@ -48,12 +51,14 @@ class Wakeups:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        self._armed = None
         self._moments.clear()
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._handle is not None:
             self._handle.cancel()
-        self._handle = loop.call_at(self._moments[0], self._fire) if self._moments else None
+        self._armed = self._moments[0] if self._moments else None
+        self._handle = loop.call_at(self._armed, self._fire) if self._armed is not None else None
 
     def _fire(self) -> None:
         loop = asyncio.get_running_loop()
@@ -61,5 +66,6 @@ class Wakeups:
         while self._moments and self._moments[0] <= now + _RESOLUTION:
             heapq.heappop(self._moments)
         self._handle = None
+        self._armed = None
         self._arm(loop)
         self._wake()
