@@ -357,11 +357,11 @@ WITH locked AS (
     ) AS i
 ), current_leases AS (
     SELECT r.lease_id, r.ok, r.payload, r.duration, r.infra,
-           a.instance_id, a.action_id, a.attempt
+           a.tid, a.instance_id, a.action_id, a.attempt
     FROM unnest($2::bigint[], $3::bool[], $4::bytea[], $5::float8[], $6::bool[])
         AS r(lease_id, ok, payload, duration, infra)
     CROSS JOIN LATERAL (
-        SELECT instance_id, action_id, attempt
+        SELECT ctid AS tid, instance_id, action_id, attempt
         FROM rappelx_actions
         WHERE lease_id = r.lease_id AND status = 'running'
         FOR UPDATE
@@ -385,8 +385,8 @@ WITH locked AS (
         lease_owner = CASE WHEN r.infra THEN NULL ELSE a.lease_owner END,
         deadline = NULL
     FROM current_leases AS r
-    WHERE a.instance_id = r.instance_id AND a.action_id = r.action_id
-      AND a.attempt = r.attempt AND a.lease_id = ANY($2::bigint[])
+    -- The row locked above, by ctid: no plan can join the batch with the table.
+    WHERE a.ctid = r.tid
     RETURNING r.lease_id, a.instance_id, a.action_id, a.attempt, a.status, a.queue,
         a.infra_retries
 )
@@ -427,10 +427,16 @@ WITH instances AS (
         seq = i.seq + 1, updated_at = now(),
         finished_at = CASE WHEN u.status IN ('completed', 'failed', 'cancelled')
                            THEN now() END
-    FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[],
-                $6::bool[]) AS u(id, status, state, result, error, cancel_seen)
-    -- The ANY bounds the scan to the batch whatever plan is cached.
-    WHERE i.id = u.id AND i.id = ANY($1::uuid[])
+    -- Each row found by a key probe and updated by ctid: a plan that joins the batch
+    -- with the table any other way cannot be chosen (the rows are locked by this
+    -- transaction, so the ctid read is current).
+    FROM (
+        SELECT u.*, p.tid
+        FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[],
+                    $6::bool[]) AS u(id, status, state, result, error, cancel_seen)
+        CROSS JOIN LATERAL (SELECT ctid AS tid FROM rappelx_instances WHERE id = u.id) AS p
+    ) AS u
+    WHERE i.ctid = u.tid
 ), actions AS (
     INSERT INTO rappelx_actions (instance_id, action_id, attempt, name, queue, version,
                                  payload, timeout, ready_at, status, lease_id,
