@@ -2,7 +2,8 @@
 
 The server is ``RAPPELX_DATABASE_URL``'s when that is set, else rappelx's embedded local
 Postgres (booted if needed). Each system gets its own database, dropped and created anew
-for every run, so no run inherits another's rows or bloat.
+for every run, so no run inherits another's rows or bloat. Database names carry the
+benchmark process's pid, so two benchmarks on one server do not drop each other's.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import asyncpg
 
 from rappelx.runtime._embedded import ensure_embedded
 
-#: Database name prefix; every database the benchmark creates starts with it.
-PREFIX = "rappelx_bench_"
+#: Database name prefix; every database a benchmark process creates starts with it.
+PREFIX = f"rappelx_bench_{os.getpid()}_"
 
 
 def server_dsn() -> str:
@@ -53,6 +54,35 @@ async def drop_database(server: str, name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def sweep(server: str) -> list[str]:
+    """Drop the databases left by benchmark processes that are gone; their names."""
+    conn = await asyncpg.connect(server)
+    try:
+        names = [r["datname"] for r in await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'rappelx\\_bench\\_%'"
+        )]  # fmt: skip
+        dropped = []
+        for database in names:
+            pid = database.removeprefix("rappelx_bench_").partition("_")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                assert database.replace("_", "").isalnum(), database
+                await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                dropped.append(database)
+        return dropped
+    finally:
+        await conn.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def server_settings(server: str) -> dict[str, str]:

@@ -176,6 +176,7 @@ def header(settings: dict[str, str], args: argparse.Namespace) -> str:
 async def main(args: argparse.Namespace) -> int:
     """Run the selected workloads, print the table, write ``--json``."""
     server = await asyncio.to_thread(_pg.server_dsn)
+    await _pg.sweep(server)  # databases of earlier benchmark runs that did not finish
     settings = await _pg.server_settings(server)
     print(header(settings, args), flush=True)
     results: _report.Results = {}
