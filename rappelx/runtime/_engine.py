@@ -14,7 +14,9 @@ function's node table plus that function's variables.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import sys
 from collections import deque
 from typing import Any
@@ -510,10 +512,8 @@ class Engine:
     def _bind(
         self, function: str, workflow: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
-        import inspect
-
         run = self.workflow_cls.__dict__.get("__rappelx_run__") or getattr(self.workflow_cls, "run")  # noqa: B009
-        bound = inspect.signature(run).bind(workflow, *args, **kwargs)
+        bound = _signature(run).bind(workflow, *args, **kwargs)
         bound.apply_defaults()
         return dict(bound.arguments)
 
@@ -544,3 +544,9 @@ class Engine:
         return StateError(
             f"the state of workflow {self.program.workflow} cannot be persisted: {exc}"
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature(run: Any) -> inspect.Signature:
+    """``run``'s signature, worked out once (it costs more than the rest of a start)."""
+    return inspect.signature(run)
