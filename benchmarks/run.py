@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import gc
 import importlib.util
 import json
 import math
@@ -134,15 +133,7 @@ async def run_workload(
     out: dict[str, list[Figures]] = {}
     for index in range(1, runs + 1):
         if workload == "inline":
-            # In this process: the objects earlier workloads left (100,000 sleepers'
-            # handles) are frozen out of the garbage collector's way, so its full
-            # collections cost run_inline what they would in a process of its own.
-            gc.collect()
-            gc.freeze()
-            try:
-                figures = await _inline.inline(args.sizes.inline_steps, args.sizes.inline_instances)
-            finally:
-                gc.unfreeze()
+            figures = await _inline.inline(args.sizes.inline_steps, args.sizes.inline_instances)
             measured = {"rappelx": figures, "ceil1": {"per_action_us": figures["raw_us"]}}
         else:
             measured = {}
