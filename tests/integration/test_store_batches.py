@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -19,13 +18,12 @@ from rappelx.runtime._codec import dumps
 from rappelx.runtime._pgapply import advance_due, apply_results
 from rappelx.runtime._pgsteps import StateCache
 from rappelx.runtime._pgstore import (
-    Claimed,
-    Completion,
     LeaseGrant,
     NewInstance,
     PgStore,
     StepContext,
 )
+from tests.integration._fakes import completed
 from tests.integration.test_dispatcher import LINE, _fetch
 
 pytestmark = pytest.mark.postgres
@@ -48,13 +46,6 @@ class Nap(Workflow):
 NAP = definition(Nap)
 
 
-@pytest.fixture
-async def store(pg_dsn: str) -> AsyncIterator[PgStore]:
-    s = await PgStore.connect(pg_dsn)
-    yield s
-    await s.close()
-
-
 def _context(*workflows: object) -> StepContext:
     return StepContext(
         owner=uuid.uuid4(),
@@ -66,14 +57,6 @@ def _context(*workflows: object) -> StepContext:
         states=StateCache(),
         alone=True,
     )
-
-
-def _done(claimed: Claimed, value: int) -> Completion:
-    return Completion(
-        lease_id=claimed.lease_id, instance_id=claimed.instance_id,
-        action_id=claimed.action_id, version=claimed.version, ok=True,
-        payload=dumps(value), duration=0.001, infra=False,
-    )  # fmt: skip
 
 
 async def test_a_batch_writes_each_current_instance_and_leaves_a_stale_one(
@@ -96,7 +79,7 @@ async def test_a_batch_writes_each_current_instance_and_leaves_a_stale_one(
         stale,
     )
     applied = await apply_results(
-        store._pool, [_done(first[i], 100 + n) for n, i in enumerate(ids)], ctx
+        store._pool, [completed(first[i], 100 + n) for n, i in enumerate(ids)], ctx
     )
     assert applied.advanced == 5
     assert sorted(c.instance_id for c in applied.leased) == sorted(set(ids) - {stale})
@@ -144,7 +127,7 @@ async def test_due_timers_of_a_batch_fire_once_each_into_their_own_instance(
     for n, i in enumerate(ids):
         assert by_instance[i].payload == dumps(((n,), {}))
     done = await apply_results(
-        store._pool, [_done(by_instance[i], n) for n, i in enumerate(ids)], ctx
+        store._pool, [completed(by_instance[i], n) for n, i in enumerate(ids)], ctx
     )
     assert done.advanced == 8
     rows = await _fetch(pg_dsn, "SELECT id, status, result FROM rappelx_instances")

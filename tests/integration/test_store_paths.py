@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,22 +11,15 @@ from rappelx.runtime._pgapply import advance_due, apply_results
 from rappelx.runtime._pgsteps import StateCache
 from rappelx.runtime._pgstore import (
     Claimed,
-    Completion,
     LeaseGrant,
     NewInstance,
     PgStore,
     StepContext,
 )
+from tests.integration._fakes import completed
 from tests.integration.test_dispatcher import LINE, _fetch
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def store(pg_dsn: str) -> AsyncIterator[PgStore]:
-    s = await PgStore.connect(pg_dsn)
-    yield s
-    await s.close()
 
 
 def _context(states: StateCache, *, slots: int = 0, alone: bool = True) -> StepContext:
@@ -55,14 +47,6 @@ async def _started(store: PgStore, ctx: StepContext) -> Claimed:
     return claimed
 
 
-def _done(claimed: Claimed, value: int) -> Completion:
-    return Completion(
-        lease_id=claimed.lease_id, instance_id=claimed.instance_id,
-        action_id=claimed.action_id, version=claimed.version, ok=True,
-        payload=dumps(value), duration=0.001, infra=False,
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize("alone", [True, False], ids=["alone", "shared"])
 async def test_a_result_applies_in_one_statement_from_the_cached_state(
     pg_dsn: str, store: PgStore, alone: bool
@@ -74,7 +58,7 @@ async def test_a_result_applies_in_one_statement_from_the_cached_state(
     ctx = _context(states, slots=10, alone=alone)
     first = await _started(store, ctx)
     assert states.seq_of(first.instance_id) == 1  # the start was cached
-    applied = await apply_results(store._pool, [_done(first, 20)], ctx)
+    applied = await apply_results(store._pool, [completed(first, 20)], ctx)
     assert applied.advanced == 1 and [c.action_id for c in applied.leased] == [1]
     assert states.seq_of(first.instance_id) == 2
     rows = await _fetch(pg_dsn, "SELECT action_id, status, result FROM rappelx_actions ORDER BY 1")
@@ -98,9 +82,9 @@ async def test_an_instance_changed_meanwhile_is_applied_under_its_lock(
         pg_dsn, "UPDATE rappelx_instances SET seq = seq + 1, state = $1",
         LINE.engine.dumps(state),
     )  # fmt: skip
-    applied = await apply_results(store._pool, [_done(first, 20)], ctx)
+    applied = await apply_results(store._pool, [completed(first, 20)], ctx)
     (second,) = applied.leased
-    applied = await apply_results(store._pool, [_done(second, 22)], ctx)
+    applied = await apply_results(store._pool, [completed(second, 22)], ctx)
     (instance,) = await _fetch(pg_dsn, "SELECT status, seq, result FROM rappelx_instances")
     # Stepped from the row's state, not the stale cached one (which would give 42).
     assert (instance["status"], instance["seq"], instance["result"]) == ("completed", 4, dumps(142))
@@ -117,7 +101,7 @@ async def test_a_result_of_a_reclaimed_lease_is_dropped(pg_dsn: str, store: PgSt
     first = await _started(store, ctx)
     # The lease was taken back (its dispatcher looked dead) and leased again.
     await _fetch(pg_dsn, "UPDATE rappelx_actions SET lease_id = nextval('rappelx_lease_ids')")
-    applied = await apply_results(store._pool, [_done(first, 20)], ctx)
+    applied = await apply_results(store._pool, [completed(first, 20)], ctx)
     assert applied.advanced == 0 and applied.leased == []
     rows = await _fetch(pg_dsn, "SELECT status, result FROM rappelx_actions")
     assert [(r["status"], r["result"]) for r in rows] == [("running", None)]
