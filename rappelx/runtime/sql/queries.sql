@@ -3,6 +3,13 @@
 -- list each `$n` parameter. Lock discipline, which keeps dispatchers deadlock-free: an
 -- instance row is locked before any of its action or timer rows, and statements that
 -- lock action rows without their instance use SKIP LOCKED.
+--
+-- Key probes: an instance row wanted by id is read by id alone, in a subquery with
+-- LIMIT 1 (which keeps the planner from pushing other conditions into it), and its
+-- status is checked outside. Given `id = x AND status = 'running'` together, a planner
+-- whose statistics predate the table's growth (autovacuum analyzes it tens of seconds
+-- later) may walk the status index to every running instance for each probe: 100,000
+-- sleepers once cost eight seconds a tick that way.
 
 -- name: migration_lock
 -- Serialize migration runners until the end of the transaction.
@@ -58,19 +65,26 @@ SELECT id, status, result, error FROM rappelx_instances WHERE id = ANY($1::uuid[
 -- name: finished_outcomes
 -- The finished instances among the given ones, with their encoded result or error.
 -- $1: ids uuid[]
-SELECT id, status, result, error
-FROM rappelx_instances
-WHERE id = ANY($1::uuid[]) AND status IN ('completed', 'failed', 'cancelled');
+SELECT i.id, i.status, i.result, i.error
+FROM unnest($1::uuid[]) AS u(id)
+CROSS JOIN LATERAL (
+    SELECT id, status, result, error FROM rappelx_instances WHERE id = u.id LIMIT 1
+) AS i
+WHERE i.status IN ('completed', 'failed', 'cancelled');
 
 -- name: request_cancel
 -- Ask for an unfinished instance to stop; a dispatcher delivers the cancellation.
 -- Returns no row when the instance is unknown or already finished.
 -- $1: id uuid
-WITH marked AS (
-    UPDATE rappelx_instances
+WITH target AS (
+    SELECT ctid AS tid FROM rappelx_instances WHERE id = $1 LIMIT 1 FOR UPDATE
+), marked AS (
+    -- By ctid: the row is locked by this transaction, so the ctid read is current.
+    UPDATE rappelx_instances AS i
     SET cancel_requested = true, updated_at = now()
-    WHERE id = $1 AND status IN ('pending', 'running')
-    RETURNING version
+    FROM target AS t
+    WHERE i.ctid = t.tid AND i.status IN ('pending', 'running')
+    RETURNING i.version
 )
 SELECT version, pg_notify('rappelx_instances', version) FROM marked;
 
@@ -238,10 +252,11 @@ SELECT 'timer', i.id, i.workflow, i.version, i.seq, i.state, NULL, d.timer_id, d
        NULL
 FROM due AS d
 CROSS JOIN LATERAL (
-    SELECT id, workflow, version, seq, state FROM rappelx_instances
-    WHERE id = d.instance_id AND status = 'running'
+    SELECT id, workflow, version, seq, state, status FROM rappelx_instances
+    WHERE id = d.instance_id
     LIMIT 1
 ) AS i
+WHERE i.status = 'running'
 UNION ALL
 SELECT 'other', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 WHERE EXISTS (
@@ -282,22 +297,28 @@ WITH pending AS (
 ), timed AS (
     SELECT i.id, i.workflow, i.version, i.status, i.state, i.input, i.cancel_requested,
            i.seq
-    FROM rappelx_instances AS i
-    WHERE i.status = 'running' AND i.id = ANY(ARRAY(
+    FROM (SELECT DISTINCT id FROM unnest(ARRAY(
         SELECT instance_id FROM rappelx_timers
         WHERE due_at <= now() AND version = ANY($1::text[])
         ORDER BY due_at
-        LIMIT $2))
-    FOR UPDATE OF i SKIP LOCKED
+        LIMIT $2
+    )) AS t(id)) AS w
+    CROSS JOIN LATERAL (
+        SELECT * FROM rappelx_instances WHERE id = w.id LIMIT 1 FOR UPDATE SKIP LOCKED
+    ) AS i
+    WHERE i.status = 'running'
 ), stranded AS (
     SELECT i.id, i.workflow, i.version, i.status, i.state, i.input, i.cancel_requested,
            i.seq
-    FROM rappelx_instances AS i
-    WHERE i.status = 'running' AND i.id = ANY(ARRAY(
+    FROM (SELECT DISTINCT id FROM unnest(ARRAY(
         SELECT instance_id FROM rappelx_actions
         WHERE status IN ('lost', 'overdue') AND version = ANY($1::text[])
-        LIMIT $2))
-    FOR UPDATE OF i SKIP LOCKED
+        LIMIT $2
+    )) AS t(id)) AS w
+    CROSS JOIN LATERAL (
+        SELECT * FROM rappelx_instances WHERE id = w.id LIMIT 1 FOR UPDATE SKIP LOCKED
+    ) AS i
+    WHERE i.status = 'running'
 )
 SELECT 'instance' AS kind, *, NULL::float8 AS next_due FROM pending
 UNION ALL SELECT 'instance', *, NULL FROM cancelling
@@ -352,9 +373,11 @@ WITH locked AS (
     CROSS JOIN LATERAL (
         SELECT id, workflow, version, status, cancel_requested, seq, state, input
         FROM rappelx_instances
-        WHERE id = u.id AND status IN ('pending', 'running')
+        WHERE id = u.id
+        LIMIT 1
         FOR UPDATE
     ) AS i
+    WHERE i.status IN ('pending', 'running')
 ), current_leases AS (
     SELECT r.lease_id, r.ok, r.payload, r.duration, r.infra,
            a.tid, a.instance_id, a.action_id, a.attempt
@@ -507,15 +530,19 @@ SELECT
 -- $28: encoded value or error bytea[], $29: durations float8[],
 -- $30: fired timers' instance positions int[], $31: their timer ids int[]
 WITH candidates AS (
-    SELECT c.*, l.tid
+    SELECT c.*,
+           -- NULL unless the instance is still as the caller saw it.
+           CASE WHEN p.seq = c.seq AND p.status IN ('pending', 'running') THEN p.tid END
+               AS tid
     FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[],
                 $6::bigint[], $7::int[]) WITH ORDINALITY
         AS c(id, status, state, result, error, seq, reports, k)
     LEFT JOIN LATERAL (
-        SELECT ctid AS tid FROM rappelx_instances
-        WHERE id = c.id AND seq = c.seq AND status IN ('pending', 'running')
+        SELECT ctid AS tid, seq, status FROM rappelx_instances
+        WHERE id = c.id
+        LIMIT 1
         FOR UPDATE
-    ) AS l ON true
+    ) AS p ON true
 ), locked AS (
     -- Whether each instance of $1, by position, is locked (still as the caller saw it).
     SELECT array_agg(tid IS NOT NULL ORDER BY k) AS at FROM candidates
@@ -627,10 +654,19 @@ SELECT
 -- name: cancel_pending
 -- Finish instances that were cancelled before they started.
 -- $1: ids uuid[], $2: encoded error bytea
-UPDATE rappelx_instances
-SET status = 'cancelled', error = $2, cancel_requested = false, seq = seq + 1,
+WITH target AS (
+    SELECT i.tid
+    FROM unnest($1::uuid[]) AS u(id)
+    CROSS JOIN LATERAL (
+        SELECT ctid AS tid FROM rappelx_instances WHERE id = u.id LIMIT 1 FOR UPDATE
+    ) AS i
+)
+-- By ctid: the rows are locked by this transaction, so the ctids read are current.
+UPDATE rappelx_instances AS i
+SET status = 'cancelled', error = $2, cancel_requested = false, seq = i.seq + 1,
     updated_at = now(), finished_at = now()
-WHERE id = ANY($1::uuid[]) AND status = 'pending';
+FROM target AS t
+WHERE i.ctid = t.tid AND i.status = 'pending';
 
 -- name: unknown_versions
 -- Unfinished instances pinned to a version that no live dispatcher has loaded.
