@@ -151,13 +151,13 @@ async def _sample_rss(samples: list[float], every: float = 0.5) -> None:
         await asyncio.sleep(every)
 
 
-async def _history(steps: int, early: int, window: int) -> Figures:
+async def _history(steps: int, window: int) -> Figures:
     from dbos import DBOS
 
     from benchmarks.workloads import dbos_flows as flows
 
-    async def shape(grow: bool) -> tuple[list[float], list[float], int]:
-        handle = await DBOS.start_workflow_async(flows.history, steps, early, window, grow)
+    async def shape(steps: int, first: int, grow: bool) -> tuple[list[float], list[float], int]:
+        handle = await DBOS.start_workflow_async(flows.history, steps, first, window, grow)
         result: tuple[list[float], list[float], int] = await handle.get_result()
         return result
 

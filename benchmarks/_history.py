@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks._history_figures import EARLY, Figures, history_figures
+from benchmarks._history_figures import Figures, history_figures
 from benchmarks._rappelx_side import Client, _warm_up, workers
 from benchmarks.workloads.rappelx_flows import History
 
@@ -12,8 +12,8 @@ async def history(dsn: str, processes: int, steps: int, window: int) -> Figures:
     async with workers(dsn, processes), Client(dsn) as client:
         await _warm_up(client)
 
-        async def shape(grow: bool) -> tuple[list[float], list[float], int]:
-            young, old, kept = await client.run(History, steps, EARLY, window, grow)
+        async def shape(steps: int, early: int, grow: bool) -> tuple[list[float], list[float], int]:
+            young, old, kept = await client.run(History, steps, early, window, grow)
             return young, old, kept
 
         return await history_figures(shape, steps, window)

@@ -66,11 +66,11 @@ ROWS = (
     Row("sleepers", "workers_rss_mb", "sleepers: worker processes MiB"),
     Row("inline", "per_action_us", "inline: us per action (vs asyncio)"),
     Row("inline", "overhead_us", "inline: overhead us per action", Target("<=", 20)),
-    Row("history", "flat_early_ms", "history: ms per action, 10th-110th"),
-    Row("history", "flat_late_ms", "history: ms per action, last 100"),
-    Row("history", "flat_ratio", "history: last 100 / 10th-110th", Target("<=", 1.2)),
-    Row("history", "growing_early_ms", "history, growing state: 10th-110th"),
-    Row("history", "growing_late_ms", "history, growing state: last 100"),
+    Row("history", "flat_early_ms", "history: ms/action, young, 10th-110th"),
+    Row("history", "flat_late_ms", "history: ms/action, old, last 100"),
+    Row("history", "flat_ratio", "history: old / young", Target("<=", 1.2)),
+    Row("history", "growing_early_ms", "history, growing state: young"),
+    Row("history", "growing_late_ms", "history, growing state: old"),
     Row("history", "growing_ratio", "history, growing state: ratio"),
 )
 

@@ -15,9 +15,10 @@ Workloads (no-op actions; rappelx's run in ``rappelx workers`` subprocesses):
   dispatcher process and wake-up lag p99 (DBOS runs a smaller N: it holds every sleeping
   workflow in its process).
 * ``inline``: ``run_inline`` cost per action against a plain ``await noop()`` loop.
-* ``history``: one instance of 10,000 sequential actions -> the median action-to-action
-  gap early (actions 10-110) and at the end (the last 100), and their ratio; once with
-  the instance's state the same size throughout, once growing by one value per action.
+* ``history``: one instance of 10,000 sequential actions, then at once a young one ->
+  the median action-to-action gap of the old one's last 100 actions and of the young
+  one's actions 10-110, and their ratio; once with the state the same size throughout,
+  once growing by one value per action.
 
 The ceiling is a raw asyncpg ``FOR UPDATE SKIP LOCKED`` queue with no engine, at 1 and
 at 50 jobs per transaction. Every measurement gets a fresh database on the shared server
@@ -112,7 +113,7 @@ def plan(workload: str, sizes: Sizes, processes: int, dbos: bool) -> list[tuple[
         "history": [
             ("rappelx", lambda d: _history.history(d, p, s.history_steps, s.history_window)),
             ("dbos", lambda d: _dbos_side.run("history", d, steps=s.history_steps,
-                                              early=_history.EARLY, window=s.history_window)),
+                                              window=s.history_window)),
         ],
     }  # fmt: skip
     return [(system, m) for system, m in table[workload] if dbos or system != "dbos"]
