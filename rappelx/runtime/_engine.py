@@ -22,6 +22,7 @@ from collections import deque
 from typing import Any
 
 from rappelx._action import ActionCall, BackoffPolicy, lookup_action
+from rappelx.compiler._appends import log_lists
 from rappelx.compiler._ir import Await, Branch, Exec, FinallyExit, Function, Jump, Program, Return
 from rappelx.exceptions import StateError, WorkflowCancelled
 from rappelx.runtime import _codec
@@ -39,6 +40,7 @@ from rappelx.runtime._events import (
 )
 from rappelx.runtime._specs import HelperCall
 from rappelx.runtime._state import (
+    Chunk,
     Fiber,
     Frame,
     InstanceState,
@@ -92,6 +94,10 @@ class Engine:
         self.workflow_cls = workflow_cls
         self.self_names = {
             name: (f.params[0] if f.params else None) for name, f in program.functions.items()
+        }
+        #: Lists that only grow at the end, per function (persisted as logs by dumps_logged).
+        self.log_lists = {
+            name: found for name, f in program.functions.items() if (found := log_lists(f))
         }
 
     # ------------------------------------------------------------------ public
@@ -169,9 +175,22 @@ class Engine:
         except Exception as exc:
             raise self._state_error(state, exc) from exc
 
-    def loads(self, data: bytes) -> InstanceState:
-        """The inverse of :meth:`dumps`."""
-        return decode_state(data, self.workflow_cls, self.self_names)
+    def dumps_logged(self, state: InstanceState, chunks: list[Chunk]) -> bytes:
+        """:meth:`dumps`, with the items new to log lists put in ``chunks`` instead.
+
+        The state's log marks move on with it: if the write does not commit, drop
+        ``state`` (decode it again from what was committed).
+        """
+        if not self.log_lists:
+            return self.dumps(state)
+        try:
+            return encode_state(state, self.self_names, self.log_lists, chunks)
+        except Exception as exc:
+            raise self._state_error(state, exc) from exc
+
+    def loads(self, data: bytes, chunks: list[Chunk] | None = None) -> InstanceState:
+        """The inverse of :meth:`dumps` (and of :meth:`dumps_logged`, given every chunk)."""
+        return decode_state(data, self.workflow_cls, self.self_names, chunks)
 
     # ------------------------------------------------------------------ running
     def _run(self, state: InstanceState, runnable: Runnable, commands: list[Command]) -> None:

@@ -29,16 +29,29 @@ from rappelx.runtime._events import (
     StartTimer,
     TimerFired,
 )
-from rappelx.runtime._state import InstanceState
+from rappelx.runtime._state import Chunk, InstanceState
 
 Overrides = Mapping[Any, Callable[..., Any]]
 
 
 class InlineRunner:
-    """Runs one instance to completion in-process."""
+    """Runs one instance to completion in-process.
 
-    def __init__(self, definition: Any, overrides: Overrides | None = None) -> None:
+    With ``restore_each_step``, the state is written and read back (with its log chunks,
+    as the Postgres store keeps them) at every suspension, and the instance goes on from
+    what was read, as it would after a crash at each step.
+    """
+
+    def __init__(
+        self,
+        definition: Any,
+        overrides: Overrides | None = None,
+        *,
+        restore_each_step: bool = False,
+    ) -> None:
         self.definition = definition
+        self.restore_each_step = restore_each_step
+        self._chunks: list[Chunk] = []
         self.engine = definition.engine
         self.overrides = _normalize_overrides(overrides or {})
         self.now = 0.0
@@ -52,7 +65,10 @@ class InlineRunner:
         state, commands = engine.start(args, kwargs, seed=0)
         try:
             while True:
-                engine.dumps(state)  # every step is persistable, as in production
+                if self.restore_each_step:
+                    state = engine.loads(engine.dumps_logged(state, self._chunks), self._chunks)
+                else:
+                    engine.dumps(state)  # every step is persistable, as in production
                 if len(commands) == 1 and not self._running and not self._timers:
                     # One action to run, nothing else going on: run it here and now.
                     command = commands[0]

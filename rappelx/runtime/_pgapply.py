@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,7 @@ from rappelx.runtime._pgsteps import (
 )
 from rappelx.runtime._pgtypes import Applied, Claimed, Completion, StepContext
 from rappelx.runtime._sql import query
+from rappelx.runtime._state import Chunk, needs_logs
 
 #: Most new actions one batch leases to its own dispatcher (more go through the queue).
 _MAX_DIRECT_LEASES = 4096
@@ -139,7 +140,7 @@ async def _apply_if_current(
 
 
 def _unlocked_params(batch: StepBatch, ctx: StepContext, plan: _Unlocked) -> tuple[Any, ...]:
-    """The 31 parameters of ``apply_if_current``, in order.
+    """The 35 parameters of ``apply_if_current``, in order.
 
     Actions, timers and reports name their instance by its position in ``batch.ids``
     (from 1), which the statement looks up by subscript instead of a join.
@@ -162,6 +163,8 @@ def _unlocked_params(batch: StepBatch, ctx: StepContext, plan: _Unlocked) -> tup
         [c.ok for _, c in reports], [c.payload for _, c in reports],
         [c.duration for _, c in reports],
         [position[i] for i, _ in plan.fired], [t for _, t in plan.fired],
+        [position[i] for i in batch.chunk_instances], [c[0] for c in batch.chunks],
+        [c[1] for c in batch.chunks], [c[2] for c in batch.chunks],
     )  # fmt: skip
 
 
@@ -199,6 +202,7 @@ async def _apply_locked(
             else:
                 events[r["id"]].append(_reported_event(r, by_lease[r["lease_id"]]))
         await _load_uncached_states(conn, locked, ctx.states)
+        await _read_chunks(conn, locked.values())
         applied = await _step_and_write(conn, locked, events, ctx, wake=requeued)
     _remember(ctx, applied)
     return applied
@@ -231,6 +235,10 @@ async def advance_due(pool: asyncpg.Pool, ctx: StepContext, limit: int) -> Appli
         plan.fire(plan.instances.get(r["id"]) or _unlocked_instance(r, "running"), r["timer_id"])
     applied = Applied()
     if plan:
+        # Read without a lock, like the states: chunks are only ever added, and a state
+        # reads only those up to the lengths it recorded, so a newer chunk is ignored
+        # (and a write from a state that has moved on is refused by its seq anyway).
+        await _read_chunks(pool, plan.instances.values())
         applied, _ = await _apply_if_current(pool, plan, ctx)
     more = kinds["start"] >= limit or kinds["timer"] >= limit
     if kinds["other"]:
@@ -260,6 +268,7 @@ async def _advance_locked(pool: asyncpg.Pool, ctx: StepContext, limit: int) -> A
             else:
                 upcoming = r["next_due"]
         events = await _due_events(conn, locked)
+        await _read_chunks(conn, locked.values())
         applied = await _step_and_write(conn, locked, events, ctx)
     _remember(ctx, applied)
     applied.more = len(rows) - 1 >= limit
@@ -327,6 +336,20 @@ async def _load_uncached_states(
         return
     for row in await conn.fetch(query("instance_states"), missing):
         locked[row["id"]] = replace(locked[row["id"]], state=row["state"])
+
+
+async def _read_chunks(
+    conn: asyncpg.Connection | asyncpg.Pool, instances: Iterable[LockedInstance]
+) -> None:
+    """Give the instances whose states refer to logs their chunks (one query, if any)."""
+    wanted = {i.id: i for i in instances if i.state is not None and needs_logs(i.state)}
+    if not wanted:
+        return
+    chunks: dict[uuid.UUID, list[Chunk]] = {i: [] for i in wanted}
+    for row in await conn.fetch(query("state_chunks"), list(wanted)):
+        chunks[row["instance_id"]].append((row["log_id"], row["start"], row["items"]))
+    for instance_id, instance in wanted.items():
+        instance.chunks = chunks[instance_id]
 
 
 async def _due_events(

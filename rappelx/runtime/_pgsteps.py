@@ -32,6 +32,7 @@ from rappelx.runtime._events import (
     FailWorkflow,
     StartTimer,
 )
+from rappelx.runtime._state import Chunk
 
 _log = logging.getLogger("rappelx.dispatcher")
 
@@ -60,7 +61,9 @@ class EngineLike(Protocol):
 
     def dumps(self, state: Any) -> bytes: ...
 
-    def loads(self, data: bytes) -> Any: ...
+    def dumps_logged(self, state: Any, chunks: list[Chunk]) -> bytes: ...
+
+    def loads(self, data: bytes, chunks: list[Chunk] | None = None) -> Any: ...
 
 
 class WorkflowLike(Protocol):
@@ -90,6 +93,8 @@ class LockedInstance:
     input: bytes | None
     cancel_requested: bool
     seq: int
+    #: The chunks of the state's logs (read only for states that have them).
+    chunks: list[Chunk] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> LockedInstance:
@@ -184,6 +189,9 @@ class StepBatch:
     timer_versions: list[str] = field(default_factory=list)
     timer_delays: list[float] = field(default_factory=list)
     finished: list[uuid.UUID] = field(default_factory=list)
+    #: New chunks of the states' logs: the instance of each, and the chunk.
+    chunk_instances: list[uuid.UUID] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
     cached: list[tuple[uuid.UUID, int, Any]] = field(default_factory=list)
     wake_queues: set[str] = field(default_factory=set)
     next_due: float | None = None
@@ -244,12 +252,17 @@ class StepBatch:
         if status in FINISHED:
             self.finished.append(instance.id)
 
+    def add_chunks(self, instance: LockedInstance, chunks: list[Chunk]) -> None:
+        """Record new chunks of ``instance``'s logs (written with its state, or not at all)."""
+        self.chunk_instances.extend([instance.id] * len(chunks))
+        self.chunks.extend(chunks)
+
     def _due_in(self, delay: float) -> None:
         if self.next_due is None or delay < self.next_due:
             self.next_due = delay
 
     def params(self, owner: uuid.UUID, grace: float) -> tuple[Any, ...]:
-        """The 25 parameters of ``apply_steps``, in order."""
+        """The 28 parameters of ``apply_steps``, in order."""
         a = self.actions
         return (
             self.ids, self.statuses, self.states, self.results, self.errors,
@@ -261,6 +274,8 @@ class StepBatch:
             self.timer_instances, self.timer_ids, self.timer_versions,
             owner, grace, self.timer_delays,
             self.finished, sorted(self.wake_queues), notification_payloads(self.finished),
+            self.chunk_instances, [c[0] for c in self.chunks], [c[1] for c in self.chunks],
+            [c[2] for c in self.chunks],
         )  # fmt: skip
 
 
@@ -346,7 +361,7 @@ def _advance(
         state = states.take(instance.id, instance.seq) if states is not None else None
         if state is None:
             assert instance.state is not None, "a running instance always has a state"
-            state = engine.loads(instance.state)
+            state = engine.loads(instance.state, instance.chunks)
     pending_actions: list[tuple[DispatchAction, bytes]] = []
     steps = 0
     while True:
@@ -366,7 +381,11 @@ def _advance(
         state, commands = engine.step(state, events.pop(0))
     for command, payload in pending_actions:
         batch.add_action(instance, command, payload)
-    batch.add_instance(instance, "running", state=engine.dumps(state), cancel_seen=cancel_seen)
+    chunks: list[Chunk] = []
+    data = engine.dumps_logged(state, chunks)
+    batch.add_instance(instance, "running", state=data, cancel_seen=cancel_seen)
+    if chunks:
+        batch.add_chunks(instance, chunks)
     batch.cached.append((instance.id, instance.seq + 1, state))
 
 

@@ -4,19 +4,33 @@ The engine's own bookkeeping (fibers, frames, program counters, outstanding acti
 packed as plain msgpack; the user's values (every frame's variables, action arguments,
 gather results, the workflow object's attributes) go through the codec in one call, so
 they are one object graph and two names bound to one list still share it after a restart.
+
+Lists that only ever grow at the end (``compiler._appends``) can be kept apart, as logs:
+the state then holds ``[name, log id, length]`` in place of such a list, and each write
+carries only the items appended since the last one, as a :data:`Chunk` the store keeps
+beside the state. A state with logs is written in format 3 (format 2 otherwise, byte for
+byte as before); :func:`needs_logs` tells the store which states to read chunks for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 
 from rappelx.exceptions import StateError
 from rappelx.runtime import _codec
+from rappelx.runtime._codec_classes import ATOMIC
 
 FORMAT = 2
+#: The format of states that refer to logs (frames list their logged names).
+FORMAT_LOGS = 3
+#: ``(log id, index of the first item, the items encoded as one list)``.
+Chunk = tuple[int, int, bytes]
+#: Per function, its log lists and whether every item appended to each is fresh.
+LogLists = Mapping[str, Mapping[str, bool]]
 
 
 @dataclass(slots=True)
@@ -85,10 +99,42 @@ class InstanceState:
     timers: dict[int, Sleeper]
     workflow: Any
     finished: bool = False
+    #: Log ids handed out so far (persisted: a chunk's key is never reused).
+    next_log: int = 0
+    #: The log lists as last written, by ``id()`` of the list (not persisted as such).
+    logs: dict[int, LogMark] = field(default_factory=dict)
 
 
-def encode_state(state: InstanceState, self_names: dict[str, str | None]) -> bytes:
-    """Bytes for ``state``; raises the codec's error for a value it cannot persist."""
+@dataclass(slots=True)
+class LogMark:
+    """A list kept as a log: its first ``length`` items are in the store under ``log_id``.
+
+    ``length`` is -1 once an item that cannot be logged was appended: the list is then
+    written whole, like any other value, until its name is bound to a new list.
+    """
+
+    items: list[Any]
+    log_id: int
+    length: int
+
+
+def encode_state(
+    state: InstanceState,
+    self_names: dict[str, str | None],
+    log_lists: LogLists | None = None,
+    chunks: list[Chunk] | None = None,
+) -> bytes:
+    """Bytes for ``state``; raises the codec's error for a value it cannot persist.
+
+    With ``log_lists`` and ``chunks``, the log lists among the frames' variables are
+    left out and the items appended to them since the last write go to ``chunks`` (the
+    state's log marks move on: a state whose write did not commit must not be written
+    again). Without, every list is in the bytes and the marks are dropped.
+    """
+    if log_lists is None or chunks is None:
+        state.logs = {}
+        log_lists = {}
+    marks: dict[int, LogMark] = {}
     workflow = state.workflow
     values: list[Any] = []
     append = values.append
@@ -103,12 +149,19 @@ def encode_state(state: InstanceState, self_names: dict[str, str | None]) -> byt
             for name, value in scope.items():  # a loop, not a comprehension: no call
                 if value is workflow:
                     bound.append(name)
-            if bound:
+            logged = log_lists.get(frame.func)
+            refs = _log_refs(state, scope, logged, marks, chunks) if logged else None
+            if bound or refs:
                 scope = scope.copy()  # a C copy, then the few names out: keeps the order
                 for name in bound:
                     del scope[name]
+                if refs:
+                    for ref in refs:
+                        del scope[ref[0]]
             append(scope)
-            frames.append([frame.func, frame.pc, bound])
+            frames.append(
+                [frame.func, frame.pc, bound, refs] if refs else [frame.func, frame.pc, bound]
+            )
         fibers.append([fiber_id, fiber.join, fiber.slot, frames])
     joins = []
     if state.joins:  # (the guards skip a loop's setup: most states have neither)
@@ -140,8 +193,71 @@ def encode_state(state: InstanceState, self_names: dict[str, str | None]) -> byt
             append(sleeper.result)
             timers.append([timer_id, sleeper.fiber])
     append(workflow.__dict__.copy() if workflow is not None else {})
+    if log_lists:
+        state.logs = marks
     skeleton = [FORMAT, state.seed, state.counter, state.finished, fibers, joins, actions, timers]
+    if state.next_log:  # (frames with log lists have a fourth item: their refs)
+        skeleton[0] = FORMAT_LOGS
+        skeleton.append(state.next_log)
     return _pack([skeleton, _codec.dumps(values)])
+
+
+def _log_refs(
+    state: InstanceState,
+    scope: dict[str, Any],
+    logged: Mapping[str, bool],
+    marks: dict[int, LogMark],
+    chunks: list[Chunk] | None,
+) -> list[list[Any]]:
+    """``[name, log id, length]`` for each log list bound in ``scope``; new items to chunks."""
+    assert chunks is not None
+    refs = []
+    for name, fresh in logged.items():
+        items = scope.get(name)
+        if type(items) is not list:
+            continue
+        key = id(items)
+        mark = state.logs.get(key)
+        if mark is None or mark.items is not items:
+            mark = LogMark(items, state.next_log, 0)
+            state.next_log += 1
+        marks[key] = mark
+        if mark.length < 0:
+            continue
+        size = len(items)
+        if size < mark.length:  # cannot happen (only appends reach it): write it whole
+            mark.length = -1
+            continue
+        if size > mark.length:
+            new = items[mark.length :]
+            if not fresh and not _immutable(new):
+                mark.length = -1
+                continue
+            chunks.append((mark.log_id, mark.length, _codec.dumps(new)))
+            mark.length = size
+        refs.append([name, mark.log_id, size])
+    return refs
+
+
+def _immutable(items: list[Any] | tuple[Any, ...] | frozenset[Any]) -> bool:
+    """Whether no code can change ``items`` after they are logged (atoms, and tuples of them)."""
+    for item in items:
+        cls = type(item)
+        if cls in ATOMIC:
+            continue
+        if (cls is tuple or cls is frozenset) and _immutable(item):
+            continue
+        return False
+    return True
+
+
+def needs_logs(data: bytes) -> bool:
+    """Whether a state written by :func:`encode_state` refers to logs (format 3).
+
+    Read from the bytes' head without decoding: ``[skeleton, values]`` packs as a fixarray
+    of two, then the skeleton's fixarray header, then its first item, the format.
+    """
+    return len(data) > 2 and data[2] == FORMAT_LOGS
 
 
 # The skeleton's packers: strict, so that its lists pack without isinstance checks (its
@@ -172,14 +288,21 @@ def _as_array(value: object) -> object:
 
 
 def decode_state(
-    data: bytes, workflow_cls: type, self_names: dict[str, str | None]
+    data: bytes,
+    workflow_cls: type,
+    self_names: dict[str, str | None],
+    chunks: list[Chunk] | None = None,
 ) -> InstanceState:
-    """The inverse of :func:`encode_state`."""
+    """The inverse of :func:`encode_state`; ``chunks``: every chunk the store keeps for it."""
     skeleton, encoded = msgpack.unpackb(data, raw=False, use_list=True)
-    if skeleton[0] != FORMAT:
+    next_log = 0
+    if skeleton[0] == FORMAT_LOGS and len(skeleton) == 9:
+        next_log = skeleton.pop()
+    elif skeleton[0] != FORMAT:
         raise StateError(
-            f"instance state was written in format {skeleton[0]}, this rappelx reads format "
-            f"{FORMAT}; finish those instances with the rappelx version that started them"
+            f"instance state was written in format {skeleton[0]}, this rappelx reads formats "
+            f"{FORMAT} and {FORMAT_LOGS}; finish those instances with the rappelx version "
+            "that started them"
         )
     _, seed, counter, finished, fibers, joins, actions, timers = skeleton
     values: Any = _codec.loads(encoded)
@@ -195,13 +318,19 @@ def decode_state(
         timers={},
         workflow=workflow,
         finished=finished,
+        next_log=next_log,
     )
+    logs = _by_log(chunks) if next_log else {}
     for fiber_id, join, slot, frames in fibers:
         made = []
-        for func, pc, bound in frames:
+        for func, pc, bound, *refs in frames:
             scope = next(position)
             for name in bound:
                 scope[name] = workflow
+            for name, log_id, length in refs[0] if refs else ():
+                items = _rebuilt(logs, log_id, length)
+                scope[name] = items
+                state.logs[id(items)] = LogMark(items, log_id, length)
             made.append(Frame(func, pc, scope))
         state.fibers[fiber_id] = Fiber(made, join, slot)
     for join_id, fiber, remaining, failed in joins:
@@ -237,3 +366,29 @@ def decode_state(
     for timer_id, fiber in timers:
         state.timers[timer_id] = Sleeper(fiber, next(position))
     return state
+
+
+def _by_log(chunks: list[Chunk] | None) -> dict[int, list[tuple[int, bytes]]]:
+    logs: dict[int, list[tuple[int, bytes]]] = {}
+    for log_id, start, data in chunks or ():
+        logs.setdefault(log_id, []).append((start, data))
+    return logs
+
+
+def _rebuilt(logs: dict[int, list[tuple[int, bytes]]], log_id: int, length: int) -> list[Any]:
+    """The first ``length`` items of log ``log_id``, from its chunks."""
+    items: list[Any] = []
+    for start, data in sorted(logs.get(log_id, ()), key=lambda chunk: chunk[0]):
+        if start >= length:
+            break
+        if start != len(items):
+            break
+        items.extend(_codec.loads(data))  # type: ignore[arg-type]
+    if len(items) < length:
+        raise StateError(
+            f"the instance state refers to {length} items of its log {log_id}, but the "
+            f"store holds {len(items)}; the rappelx_state_logs rows of this instance are "
+            "missing or were changed outside rappelx"
+        )
+    del items[length:]
+    return items

@@ -95,7 +95,10 @@ class LineEngine:
     def dumps(self, state: dict[str, Any]) -> bytes:
         return dumps(state)
 
-    def loads(self, data: bytes) -> dict[str, Any]:
+    def dumps_logged(self, state: dict[str, Any], chunks: list[Any]) -> bytes:
+        return dumps(state)  # (no log lists)
+
+    def loads(self, data: bytes, chunks: list[Any] | None = None) -> dict[str, Any]:
         return loads(data)  # type: ignore[return-value]
 
 

@@ -87,7 +87,8 @@ def _arguments(name: str, ids: list[uuid.UUID]) -> list[Any]:
         timers: list[Any] = [[]] * 4
         context: list[Any] = [uuid.uuid4(), 5.0, []]
         reports: list[Any] = [[]] * 7
-        return instances + actions + timers + context + reports
+        chunks: list[Any] = [[]] * 4
+        return instances + actions + timers + context + reports + chunks
     raise AssertionError(f"no arguments for {name}")
 
 

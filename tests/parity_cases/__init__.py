@@ -30,6 +30,7 @@ MODULES: tuple[str, ...] = (
     "sleep_retry",
     "edges",
     "dead_code",
+    "logs",
 )
 
 

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from rappelx import testing
+from rappelx._workflow import definition
+from rappelx.runtime import _codec
+from rappelx.runtime._inline import InlineRunner
 from tests.parity_cases import MODULES, Case, _counters, load_module
 from tests.parity_cases._compare import (
     Outcome,
@@ -97,3 +100,29 @@ async def test_oracle_detects_a_difference() -> None:
     assert outcome_difference(Outcome(error=KeyError(1)), Outcome(error=LookupError(1)))
     assert outcome_difference(Outcome(error=KeyError(1)), Outcome(error=KeyError(2)))
     assert outcome_difference(Outcome(error=KeyError(1)), Outcome(value=None))
+
+
+@pytest.mark.parametrize("case", [p for p in PARAMS if isinstance(p.values[0], Case)])
+async def test_parity_when_restored_at_every_step(case: Case) -> None:
+    """Each case again, its state written and read back at every step (a crash at each).
+
+    Log lists are read back from their chunks and every other value from the state, so
+    this is where leaving a list out of the state would show, if its items could change
+    after they were logged.
+    """
+    _counters.reset()
+    wf = definition(case.workflow)
+    args, kwargs = wf.bind(copy.deepcopy(case.args), copy.deepcopy(case.kwargs))
+    runner = InlineRunner(wf, restore_each_step=True)
+    actual = await capture(runner.run(*_codec.loads(_codec.dumps((args, kwargs)))))  # type: ignore[misc]
+    if case.expected is not None:
+        problem = expectation_difference(case.expected, actual)
+    else:
+        _counters.reset()
+        plain = await capture(
+            testing.run_plain(
+                case.workflow, *copy.deepcopy(case.args), **copy.deepcopy(case.kwargs)
+            )
+        )
+        problem = outcome_difference(plain, actual)
+    assert problem is None, f"{describe(case)}, restored at every step: {problem}"

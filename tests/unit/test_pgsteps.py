@@ -45,7 +45,7 @@ def test_starting_dispatches_the_first_action_and_leases_within_budget() -> None
     assert loads(batch.actions[0].payload) == ((1,), {})
     # The one it could not lease itself is announced to the queue.
     assert batch.wake_queues == {"default"}
-    assert len(batch.params(uuid.uuid4(), 1.0)) == 25
+    assert len(batch.params(uuid.uuid4(), 1.0)) == 29
 
 
 def test_an_action_elsewhere_is_not_leased_but_announced() -> None:

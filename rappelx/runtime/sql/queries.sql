@@ -427,6 +427,16 @@ FROM recorded;
 -- $1: ids uuid[]
 SELECT id, state FROM rappelx_instances WHERE id = ANY($1::uuid[]);
 
+-- name: state_chunks
+-- Every chunk of the logs of the given instances' states (see 0004_state_logs.sql),
+-- each instance's found by a probe of the key.
+-- $1: ids uuid[]
+SELECT l.instance_id, l.log_id, l.start, l.items
+FROM unnest($1::uuid[]) AS u(id)
+CROSS JOIN LATERAL (
+    SELECT instance_id, log_id, start, items FROM rappelx_state_logs WHERE instance_id = u.id
+) AS l;
+
 -- name: apply_steps
 -- Write one batch of engine steps for instances this transaction has locked: new
 -- instance states, newly dispatched actions (those flagged in $15 are leased at once
@@ -442,7 +452,9 @@ SELECT id, state FROM rappelx_instances WHERE id = ANY($1::uuid[]);
 -- $17: timer instance ids uuid[], $18: timer ids int[], $19: timer versions text[],
 -- $20: owner uuid, $21: grace seconds, $22: timer delays float8[],
 -- $23: finished instance ids uuid[], $24: queues to wake text[],
--- $25: finished notification payloads text[] (comma-separated ids)
+-- $25: finished notification payloads text[] (comma-separated ids),
+-- $26: new log chunks' instance ids uuid[], $27: their log ids int[], $28: their
+-- starts int[], $29: their items bytea[]
 WITH instances AS (
     UPDATE rappelx_instances AS i
     SET status = u.status, state = u.state, result = u.result, error = u.error,
@@ -493,6 +505,12 @@ WITH instances AS (
 ), dropped_timers AS (
     DELETE FROM rappelx_timers
     WHERE cardinality($23::uuid[]) > 0 AND instance_id = ANY($23::uuid[])
+), chunks AS (
+    INSERT INTO rappelx_state_logs (instance_id, log_id, start, items)
+    SELECT * FROM unnest($26::uuid[], $27::int[], $28::int[], $29::bytea[])
+), dropped_logs AS (
+    DELETE FROM rappelx_state_logs
+    WHERE cardinality($23::uuid[]) > 0 AND instance_id = ANY($23::uuid[])
 )
 SELECT
     (SELECT count(pg_notify('rappelx_actions', q)) FROM unnest($24::text[]) AS q) AS woken,
@@ -528,7 +546,9 @@ SELECT
 -- $24: queues to wake text[],
 -- $25: reported lease ids bigint[], $26: their instance positions int[], $27: ok bool[],
 -- $28: encoded value or error bytea[], $29: durations float8[],
--- $30: fired timers' instance positions int[], $31: their timer ids int[]
+-- $30: fired timers' instance positions int[], $31: their timer ids int[],
+-- $32: new log chunks' instance positions int[], $33: their log ids int[],
+-- $34: their starts int[], $35: their items bytea[]
 WITH candidates AS (
     SELECT c.*,
            -- NULL unless the instance is still as the caller saw it.
@@ -638,6 +658,15 @@ WITH candidates AS (
       AND (lease_id IS NULL OR lease_id NOT IN (SELECT lease_id FROM reported))
 ), dropped_timers AS (
     DELETE FROM rappelx_timers
+    WHERE cardinality((SELECT ids FROM done)) > 0
+      AND instance_id = ANY((SELECT ids FROM done)::uuid[])
+), chunks AS (
+    INSERT INTO rappelx_state_logs (instance_id, log_id, start, items)
+    SELECT ($1::uuid[])[l.k], l.log_id, l.start, l.items
+    FROM unnest($32::int[], $33::int[], $34::int[], $35::bytea[]) AS l(k, log_id, start, items)
+    WHERE ((SELECT at FROM written))[l.k]
+), dropped_logs AS (
+    DELETE FROM rappelx_state_logs
     WHERE cardinality((SELECT ids FROM done)) > 0
       AND instance_id = ANY((SELECT ids FROM done)::uuid[])
 )

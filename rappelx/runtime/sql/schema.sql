@@ -106,6 +106,18 @@ CREATE TABLE rappelx_timers (
 );
 CREATE INDEX rappelx_timers_due ON rappelx_timers (due_at);
 
+-- Lists that only grow at the end, kept apart from the state (which records their
+-- length): one row per step that appended to one, with the items it appended.
+CREATE TABLE rappelx_state_logs (
+    instance_id uuid    NOT NULL,
+    log_id      integer NOT NULL,
+    start       integer NOT NULL,
+    items       bytea   NOT NULL,
+    PRIMARY KEY (instance_id, log_id, start),
+    CONSTRAINT rappelx_state_logs_instance_fkey FOREIGN KEY (instance_id)
+        REFERENCES rappelx_instances (id) ON DELETE CASCADE
+);
+
 -- Live dispatchers. A running action whose owner's heartbeat has expired is reclaimed.
 CREATE TABLE rappelx_dispatchers (
     id           uuid        PRIMARY KEY,
