@@ -56,6 +56,23 @@ class Chain(Workflow):
         return total
 
 
+@workflow
+class Collect(Workflow):
+    """``n`` steps whose results are collected in a list (a log list), a sleep every 5th.
+
+    Step ``slow_at`` (every step if -2) sleeps ``sleep`` seconds.
+    """
+
+    async def run(self, tag: str, n: int, slow_at: int = -1, sleep: float = 0.0) -> list[int]:
+        out = []
+        for i in range(n):
+            pause = sleep if i == slow_at or slow_at == -2 else 0.0
+            out.append(await step(f"{tag}-{i}", i, pause))
+            if i % 5 == 4:
+                await asyncio.sleep(0.01)
+        return out
+
+
 def chain_result(n: int) -> int:
     """What ``Chain(tag, n, ...)`` returns."""
     return sum(2 * i for i in range(n))
