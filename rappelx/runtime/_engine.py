@@ -19,6 +19,7 @@ import hashlib
 import inspect
 import sys
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from rappelx._action import ActionCall, BackoffPolicy, lookup_action
@@ -95,10 +96,15 @@ class Engine:
         self.self_names = {
             name: (f.params[0] if f.params else None) for name, f in program.functions.items()
         }
-        #: Lists that only grow at the end, per function (persisted as logs by dumps_logged).
-        self.log_lists = {
-            name: found for name, f in program.functions.items() if (found := log_lists(f))
-        }
+
+    @functools.cached_property
+    def log_lists(self) -> dict[str, Mapping[str, bool]]:
+        """Lists that only grow at the end, per function (persisted as logs by dumps_logged).
+
+        Found on first use, not at import: only the Postgres store writes logs.
+        """
+        functions = self.program.functions
+        return {name: found for name, f in functions.items() if (found := log_lists(f))}
 
     # ------------------------------------------------------------------ public
     def start(
