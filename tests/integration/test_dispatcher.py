@@ -75,12 +75,6 @@ async def dispatcher(
         await asyncio.wait_for(task, 30)
 
 
-@pytest.fixture
-async def client(pg_dsn: str) -> AsyncIterator[Client]:
-    async with Client(pg_dsn) as c:
-        yield c
-
-
 async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(dsn)
     try:

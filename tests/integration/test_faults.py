@@ -10,9 +10,8 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +20,11 @@ import pytest
 
 from rappelx.runtime._client import Client, WorkflowStatus
 from rappelx.runtime._pgstore import PgStore
-from tests.integration import durable_app
 from tests.integration._durable import workers
+from tests.integration.conftest import APP
 from tests.integration.durable_app import Chain, all_executions, chain_result, executions
 
 pytestmark = pytest.mark.postgres
-
-APP = "tests.integration.durable_app"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def counters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "counters"
-    directory.mkdir()
-    monkeypatch.setenv(durable_app.COUNTERS_ENV, str(directory))
-    return directory
-
-
-@pytest.fixture
-async def client(pg_dsn: str) -> AsyncIterator[Client]:
-    async with Client(pg_dsn) as c:
-        yield c
 
 
 async def until(predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 30) -> None:
@@ -90,25 +72,6 @@ async def test_sigkilled_worker_mid_action_is_retried_and_nothing_else_reruns(
 
 
 # ------------------------------------------------------------- whole processes
-@pytest.fixture
-def spawn(counters: Path) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
-    """Start ``rappelx workers`` processes (own process group each); kill leftovers."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(dsn: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.integration._workers_main", dsn, APP],
-            env=env, cwd=ROOT, start_new_session=True,
-        )  # fmt: skip
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 async def _dispatcher_ids(dsn: str, procs: list[subprocess.Popen[bytes]]) -> dict[int, uuid.UUID]:

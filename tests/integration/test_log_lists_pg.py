@@ -12,55 +12,19 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from rappelx.runtime._client import Client
-from tests.integration import durable_app
 from tests.integration._durable import workers
+from tests.integration.conftest import APP
 from tests.integration.durable_app import Collect, all_executions, executions
-from tests.integration.test_faults import APP, ROOT, query, until
+from tests.integration.test_faults import query, until
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def counters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "counters"
-    directory.mkdir()
-    monkeypatch.setenv(durable_app.COUNTERS_ENV, str(directory))
-    return directory
-
-
-@pytest.fixture
-async def client(pg_dsn: str) -> AsyncIterator[Client]:
-    async with Client(pg_dsn) as c:
-        yield c
-
-
-@pytest.fixture
-def spawn(counters: Path) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
-    """Start ``rappelx workers`` processes (own process group each); kill leftovers."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(dsn: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.integration._workers_main", dsn, APP],
-            env=env, cwd=ROOT, start_new_session=True,
-        )  # fmt: skip
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 async def test_each_step_adds_a_chunk_and_the_state_stays_small(
