@@ -29,11 +29,24 @@ async def run_inline(
         workflow_cls: A class decorated with ``@workflow``.
         overrides: Replacement coroutine functions keyed by ``@action`` (or action name).
     """
+    return await _run_inline(workflow_cls, args, kwargs, overrides)
+
+
+async def _run_inline(
+    workflow_cls: type,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    overrides: Mapping[Any, Callable[..., Any]] | None = None,
+    *,
+    restore_each_step: bool = False,
+) -> Any:
+    """:func:`run_inline`; ``restore_each_step`` reads the state back at every step."""
     wf = definition(workflow_cls)
     args, kwargs = wf.bind(args, kwargs)
     copied = _codec.loads(_codec.dumps((args, kwargs)))
     assert isinstance(copied, tuple)
-    return await InlineRunner(wf, overrides).run(copied[0], copied[1])
+    runner = InlineRunner(wf, overrides, restore_each_step=restore_each_step)
+    return await runner.run(copied[0], copied[1])
 
 
 async def run_plain(workflow_cls: type, /, *args: Any, **kwargs: Any) -> Any:

@@ -34,14 +34,12 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 
 from rappelx.compiler._ir import Await, Branch, Catch, Exec, FinallyExit, Function, Return
+from rappelx.compiler._symbols import _COMPREHENSIONS, _NESTED_SCOPES, bound_names
 
 #: Calls that can reach a function's variables without naming them.
 _INTROSPECTION = frozenset({"locals", "vars", "eval", "exec", "globals", "dir"})
 #: Code that has a scope of its own (a name inside may be another variable, or a closure).
-_NESTED_SCOPES = (
-    ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
-    ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
-)  # fmt: skip
+_OWN_SCOPES = (*_NESTED_SCOPES, *_COMPREHENSIONS)
 #: The compiler's own temporaries (hoisted awaits).
 _TEMP_PREFIX = "_rx_t"
 
@@ -66,7 +64,7 @@ def log_lists(function: Function) -> Mapping[str, bool]:
         n.id
         for _, tree in sources
         for scope in ast.walk(tree)
-        if isinstance(scope, _NESTED_SCOPES)
+        if isinstance(scope, _OWN_SCOPES)
         for n in ast.walk(scope)
         if isinstance(n, ast.Name)
     }
@@ -79,10 +77,12 @@ def log_lists(function: Function) -> Mapping[str, bool]:
         if isinstance(t, ast.Name) and _is_empty_list(stmt.value)
     }
     candidates -= set(function.params) | nested
-    len_is_builtin = _len_is_builtin(function, sources)
     for node in function.nodes.values():
         for bound in _bound_by(node):
             candidates.discard(bound)
+    if not candidates:
+        return {}
+    len_is_builtin = _len_is_builtin(function, sources)
     fresh_temps = {
         node.target
         for node in function.nodes.values()
@@ -99,11 +99,7 @@ def log_lists(function: Function) -> Mapping[str, bool]:
 
 def _len_is_builtin(function: Function, sources: list[tuple[object, ast.AST]]) -> bool:
     """Whether ``len`` in this function's code is the builtin (not rebound anywhere)."""
-    for _, tree in sources:
-        for n in ast.walk(tree):
-            if isinstance(n, ast.Name) and n.id == "len" and not isinstance(n.ctx, ast.Load):
-                return False
-    if "len" in function.params:
+    if "len" in function.params or "len" in bound_names(tree for _, tree in sources):
         return False
     for node in function.nodes.values():
         fn = getattr(node, "fn", None)

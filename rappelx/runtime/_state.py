@@ -132,8 +132,9 @@ def encode_state(
     again). Without, every list is in the bytes and the marks are dropped.
     """
     if log_lists is None or chunks is None:
-        state.logs = {}
-        log_lists = {}
+        if state.logs:
+            state.logs = {}
+        log_lists, chunks = {}, []
     marks: dict[int, LogMark] = {}
     workflow = state.workflow
     values: list[Any] = []
@@ -207,10 +208,9 @@ def _log_refs(
     scope: dict[str, Any],
     logged: Mapping[str, bool],
     marks: dict[int, LogMark],
-    chunks: list[Chunk] | None,
+    chunks: list[Chunk],
 ) -> list[list[Any]]:
     """``[name, log id, length]`` for each log list bound in ``scope``; new items to chunks."""
-    assert chunks is not None
     refs = []
     for name, fresh in logged.items():
         items = scope.get(name)
@@ -379,9 +379,7 @@ def _rebuilt(logs: dict[int, list[tuple[int, bytes]]], log_id: int, length: int)
     """The first ``length`` items of log ``log_id``, from its chunks."""
     items: list[Any] = []
     for start, data in sorted(logs.get(log_id, ()), key=lambda chunk: chunk[0]):
-        if start >= length:
-            break
-        if start != len(items):
+        if start >= length or start != len(items):  # (chunks past the length, or a gap)
             break
         items.extend(_codec.loads(data))  # type: ignore[arg-type]
     if len(items) < length:

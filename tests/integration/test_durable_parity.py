@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from rappelx import testing
 from rappelx.runtime._client import Client
 from tests.integration._durable import workers
 from tests.parity_cases import _counters
-from tests.parity_cases._compare import capture, expectation_difference, outcome_difference
+from tests.parity_cases._compare import capture, oracle_difference
 from tests.unit.test_parity import LOADED, PARAMS, ImportFailure, describe
 
 pytestmark = [pytest.mark.postgres, pytest.mark.asyncio(loop_scope="module")]
@@ -56,15 +55,5 @@ async def test_durable_parity(case: object, durable: Client) -> None:
     assert case in LOADED
     _counters.reset()
     run = durable.run(case.workflow, *copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
-    actual = await capture(asyncio.wait_for(run, CASE_TIMEOUT))
-    if case.expected is not None:
-        problem = expectation_difference(case.expected, actual)
-    else:
-        _counters.reset()
-        plain = await capture(
-            testing.run_plain(
-                case.workflow, *copy.deepcopy(case.args), **copy.deepcopy(case.kwargs)
-            )
-        )
-        problem = outcome_difference(plain, actual)
+    problem = await oracle_difference(case, await capture(asyncio.wait_for(run, CASE_TIMEOUT)))
     assert problem is None, f"{describe(case)}: {problem}"

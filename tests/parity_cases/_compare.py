@@ -7,13 +7,15 @@ is not a list), dict key order and time zone offsets count, and exceptions match
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from tests.parity_cases import Raises, Returns
+from rappelx import testing
+from tests.parity_cases import Case, Raises, Returns, _counters
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,17 @@ async def capture(run: Awaitable[Any]) -> Outcome:
         return Outcome(value=await run)
     except Exception as exc:
         return Outcome(error=exc)
+
+
+async def oracle_difference(case: Case, actual: Outcome) -> str | None:
+    """How ``actual`` differs from what ``case`` must give: its expectation, else plain Python."""
+    if case.expected is not None:
+        return expectation_difference(case.expected, actual)
+    _counters.reset()
+    args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
+    return outcome_difference(
+        await capture(testing.run_plain(case.workflow, *args, **kwargs)), actual
+    )
 
 
 def outcome_difference(expected: Outcome, actual: Outcome) -> str | None:

@@ -13,14 +13,11 @@ from typing import Any
 import pytest
 
 from rappelx import testing
-from rappelx._workflow import definition
-from rappelx.runtime import _codec
-from rappelx.runtime._inline import InlineRunner
 from tests.parity_cases import MODULES, Case, _counters, load_module
 from tests.parity_cases._compare import (
     Outcome,
     capture,
-    expectation_difference,
+    oracle_difference,
     outcome_difference,
 )
 
@@ -62,13 +59,7 @@ async def run_both(case: Case) -> str | None:
     actual = await capture(
         testing.run_inline(case.workflow, *copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
     )
-    if case.expected is not None:
-        return expectation_difference(case.expected, actual)
-    _counters.reset()
-    plain = await capture(
-        testing.run_plain(case.workflow, *copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
-    )
-    return outcome_difference(plain, actual)
+    return await oracle_difference(case, actual)
 
 
 @pytest.mark.parametrize("case", PARAMS)
@@ -111,18 +102,7 @@ async def test_parity_when_restored_at_every_step(case: Case) -> None:
     after they were logged.
     """
     _counters.reset()
-    wf = definition(case.workflow)
-    args, kwargs = wf.bind(copy.deepcopy(case.args), copy.deepcopy(case.kwargs))
-    runner = InlineRunner(wf, restore_each_step=True)
-    actual = await capture(runner.run(*_codec.loads(_codec.dumps((args, kwargs)))))  # type: ignore[misc]
-    if case.expected is not None:
-        problem = expectation_difference(case.expected, actual)
-    else:
-        _counters.reset()
-        plain = await capture(
-            testing.run_plain(
-                case.workflow, *copy.deepcopy(case.args), **copy.deepcopy(case.kwargs)
-            )
-        )
-        problem = outcome_difference(plain, actual)
+    args, kwargs = copy.deepcopy(case.args), dict(copy.deepcopy(case.kwargs))
+    run = testing._run_inline(case.workflow, args, kwargs, restore_each_step=True)
+    problem = await oracle_difference(case, await capture(run))
     assert problem is None, f"{describe(case)}, restored at every step: {problem}"
